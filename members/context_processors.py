@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+from .permissions import Action, branches_where, member_of, organizations_where
+
+
+def navigation(request: HttpRequest) -> dict:
+    """What the top navigation offers this user (a few cheap queries, only when signed in)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+
+    def items() -> dict:
+        return {
+            "has_overview": user.is_superuser
+            or organizations_where(user, Action.VIEW_OVERVIEW).exists(),
+            "nav_branches": list(branches_where(user, Action.VIEW_ROSTER).order_by("path")[:20]),
+            "nav_member": member_of(user),
+        }
+
+    return {"nav": items}
