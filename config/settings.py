@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,6 +31,7 @@ ENVIRONMENT_VARIABLES = {
     "DJANGO_HTTPS": "served over HTTPS: secure cookies, HSTS, redirect to HTTPS",
     "DJANGO_BEHIND_PROXY": "trust X-Forwarded-Proto from the reverse proxy",
     "DATABASE_URL": "database; SQLite file in var/ when unset",
+    "DATABASE_CONN_MAX_AGE": "seconds a database connection is kept open (PostgreSQL)",
     "CELERY_BROKER_URL": "Celery broker; tasks run eagerly in-process when unset",
     "REDIS_URL": "cache; in-process memory cache when unset",
     "EMAIL_URL": "mail backend for reminders; in-app notifications only when unset",
@@ -156,6 +158,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing one
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -171,6 +174,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 ROSTER_IMPORT_MAX_BYTES = 2 * 1024 * 1024
 ROSTER_IMPORT_MAX_ROWS = 5000
+EVIDENCE_MAX_BYTES = 5 * 1024 * 1024
+EVIDENCE_MAX_FILES = 5
 
 # HTTPS and the headers that go with it; on in production (DJANGO_HTTPS=1).
 HTTPS = env.bool("DJANGO_HTTPS", default=False)
@@ -196,8 +201,8 @@ else:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="party-points@localhost")
 
 # Celery: a real broker in production, eager in-process execution without one.
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_ALWAYS_EAGER = not env.str("CELERY_BROKER_URL", default="")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is delivered again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -206,7 +211,19 @@ CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 360
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "recompute-after-quarter": {
+        "task": "scoring.tasks.recompute_after_quarter_task",
+        # 01:30 on the first day of January, April, July and October.
+        "schedule": crontab(minute=30, hour=1, day_of_month=1, month_of_year="1,4,7,10"),
+    },
+    "sweep-stale-ranks": {
+        "task": "scoring.tasks.sweep_stale_ranks_task",
+        "schedule": crontab(minute="*/10"),
+    },
+}
+# Committee-wide ranks follow an approved change after this delay (changes coalesce).
+COMMITTEE_RANK_DELAY_SECONDS = 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
 REST_FRAMEWORK = {

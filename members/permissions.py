@@ -27,34 +27,42 @@ class Action(StrEnum):
     EXPORT_ROSTER = "export_roster"
     VIEW_OVERVIEW = "view_overview"  # the committee's view of all branches below
     VIEW_PUBLICITY = "view_publicity"  # the branch's publicity board
+    VIEW_LEDGER = "view_ledger"  # the branch ledger, quarter table, members' entries
+    RECORD_ENTRY = "record_entry"  # record points straight into the ledger
+    RECORD_VETO = "record_veto"  # record a veto with the branch vote
+    REVERSE_ENTRY = "reverse_entry"  # correct the ledger with a reversal entry
+    REVIEW_DECLARATION = "review_declaration"  # approve / adjust / reject declarations
+    RECOMPUTE = "recompute"  # recompute an organization's totals on demand
+    DECLARE = "declare"  # declare points for oneself (a member of the branch)
 
 
 Post = Role.Post
 # The pseudo-post of a user who is a member of the branch (through Member.user).
 MEMBER_POST = "member"
 
+_READ = {Action.VIEW_ROSTER, Action.VIEW_PUBLICITY, Action.VIEW_LEDGER}
+# The branch committee 支委会: the posts that decide on declarations.
+_BRANCH_COMMITTEE = _READ | {Action.REVIEW_DECLARATION}
+_BRANCH_LEADERS = _BRANCH_COMMITTEE | {
+    Action.MANAGE_ROSTER,
+    Action.EXPORT_ROSTER,
+    Action.RECORD_ENTRY,
+    Action.RECORD_VETO,
+    Action.REVERSE_ENTRY,
+    Action.RECOMPUTE,
+}
+
 POST_ACTIONS: dict[str, frozenset[Action]] = {
-    Post.STAFF: frozenset(
-        {
-            Action.VIEW_ROSTER,
-            Action.EXPORT_ROSTER,
-            Action.VIEW_OVERVIEW,
-            Action.VIEW_PUBLICITY,
-        }
-    ),
-    Post.SECRETARY: frozenset(
-        {Action.VIEW_ROSTER, Action.MANAGE_ROSTER, Action.EXPORT_ROSTER, Action.VIEW_PUBLICITY}
-    ),
-    Post.DEPUTY_SECRETARY: frozenset(
-        {Action.VIEW_ROSTER, Action.MANAGE_ROSTER, Action.EXPORT_ROSTER, Action.VIEW_PUBLICITY}
-    ),
+    Post.STAFF: frozenset(_READ | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE}),
+    Post.SECRETARY: frozenset(_BRANCH_LEADERS),
+    Post.DEPUTY_SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.ORGANIZATION_COMMISSIONER: frozenset(
-        {Action.VIEW_ROSTER, Action.MANAGE_ROSTER, Action.EXPORT_ROSTER, Action.VIEW_PUBLICITY}
+        _BRANCH_COMMITTEE | {Action.MANAGE_ROSTER, Action.EXPORT_ROSTER, Action.RECORD_ENTRY}
     ),
-    Post.DISCIPLINE_COMMISSIONER: frozenset({Action.VIEW_ROSTER, Action.VIEW_PUBLICITY}),
-    Post.RECORDER: frozenset({Action.VIEW_ROSTER, Action.VIEW_PUBLICITY}),
-    Post.COMMITTEE_MEMBER: frozenset({Action.VIEW_ROSTER, Action.VIEW_PUBLICITY}),
-    MEMBER_POST: frozenset({Action.VIEW_PUBLICITY}),
+    Post.DISCIPLINE_COMMISSIONER: frozenset(_BRANCH_COMMITTEE),
+    Post.COMMITTEE_MEMBER: frozenset(_BRANCH_COMMITTEE),
+    Post.RECORDER: frozenset(_READ | {Action.RECORD_ENTRY}),
+    MEMBER_POST: frozenset({Action.VIEW_PUBLICITY, Action.DECLARE}),
 }
 
 

@@ -1,0 +1,604 @@
+"""Every change to the points ledger: record, declare, approve / adjust / reject, reverse.
+
+Each service is one transaction, checks the caller's rights through the permission
+module, validates before it writes, and enqueues the recompute of the affected members'
+totals when the transaction commits. Messages are for the user, in Chinese.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.models import Member, Organization
+from members.permissions import Action, can
+
+from .evidence import check_evidence
+from .models import (
+    Declaration,
+    Entry,
+    EvidenceFile,
+    PeriodLock,
+    Rule,
+    Scheme,
+    VetoVote,
+    quarter_of,
+)
+from .schemes import effective_scheme
+
+TWO_PLACES = Decimal("0.01")
+
+
+def _require(user: User, action: Action, organization: Organization) -> None:
+    if not can(user, action, organization):
+        raise PermissionDenied(_("您没有在“%(org)s”进行此操作的权限。") % {"org": organization})
+
+
+def _enqueue_recompute(member_ids: Iterable[int], year: int) -> None:
+    from .tasks import recompute_members_task
+
+    ids = sorted(set(member_ids))
+    transaction.on_commit(lambda: recompute_members_task.delay(ids, year))
+
+
+def locked_period(organization: Organization, day: date) -> PeriodLock | None:
+    """The lock covering ``day`` for this branch (its own, or one set above it)."""
+    ancestor_paths = [
+        organization.path[:end]
+        for end in range(Organization.steplen, len(organization.path) + 1, Organization.steplen)
+    ]
+    return (
+        PeriodLock.objects.filter(
+            organization__path__in=ancestor_paths,
+            year=day.year,
+            quarter__in=[0, quarter_of(day)],
+        )
+        .order_by("quarter")
+        .first()
+    )
+
+
+def ensure_period_open(organization: Organization, day: date) -> None:
+    lock = locked_period(organization, day)
+    if lock is not None:
+        raise ValidationError(
+            _(
+                "%(year)s年第%(quarter)s季度已确认归档并锁定，不能再记入该期间。"
+                "如需更正，请记入当前开放的期间，并在说明中注明所更正的记录。"
+            )
+            % {"year": day.year, "quarter": quarter_of(day)},
+            code="period_locked",
+        )
+
+
+def parse_points(value: object) -> Decimal | None:
+    """Exact points from user input: up to two decimal places, never a float."""
+    if value is None or value == "":
+        return None
+    try:
+        points = Decimal(str(value).strip().replace("＋", "+").replace("－", "-"))
+    except InvalidOperation as error:
+        raise ValidationError(_("分值“%(value)s”不是有效数字。") % {"value": value}) from error
+    if not points.is_finite():
+        raise ValidationError(_("分值“%(value)s”不是有效数字。") % {"value": value})
+    if points != points.quantize(TWO_PLACES):
+        raise ValidationError(_("分值最多保留两位小数。"))
+    return points.quantize(TWO_PLACES)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A validated (member, rule, points, date) ready to be written."""
+
+    member: Member
+    rule: Rule
+    scheme: Scheme
+    points: Decimal
+    occurred_on: date
+
+
+def validate_scoring(
+    *,
+    member: Member,
+    rule: Rule,
+    points: Decimal | None,
+    occurred_on: date,
+    for_declaration: bool = False,
+) -> Scored:
+    """Everything that must be true before points for ``member`` under ``rule`` are written."""
+    branch = member.organization
+    if member.status == Member.Status.TRANSFERRED_OUT:
+        raise ValidationError(_("%(name)s已转出，不能再记分。") % {"name": member.name})
+    if occurred_on > timezone.localdate():
+        raise ValidationError(_("发生日期不能晚于今天。"), code="future_date")
+    scheme = effective_scheme(branch, occurred_on.year)
+    if scheme is None:
+        raise ValidationError(
+            _("%(branch)s %(year)s 年度尚未采用积分细则，请先由党委工作人员设定。")
+            % {"branch": branch.name, "year": occurred_on.year},
+            code="no_scheme",
+        )
+    if rule.scheme_id != scheme.pk:
+        raise ValidationError(
+            _("细则项“%(rule)s”不属于本支部 %(year)s 年度采用的积分细则。")
+            % {"rule": rule.name, "year": occurred_on.year},
+            code="wrong_scheme",
+        )
+    if not rule.is_current:
+        raise ValidationError(
+            _("细则项“%(rule)s”已修订，请选择现行版本。") % {"rule": rule.name}, code="rule_revised"
+        )
+    if not rule.applies_to_member(member):
+        raise ValidationError(
+            _("细则项“%(rule)s”不适用于%(name)s（%(category)s）。")
+            % {"rule": rule.name, "name": member.name, "category": member.get_category_display()},
+            code="rule_not_applicable",
+        )
+    if for_declaration and not rule.self_declarable:
+        raise ValidationError(
+            _("细则项“%(rule)s”不能由党员自行申报。") % {"rule": rule.name}, code="not_declarable"
+        )
+    if rule.kind == Rule.Kind.VETO:
+        points = Decimal("0.00")
+    else:
+        if points is None:
+            if not rule.is_fixed:
+                raise ValidationError(
+                    _("请填写分值（范围 %(range)s）。") % {"range": rule.points_display},
+                    code="points_required",
+                )
+            points = rule.points_min
+        if points == 0:
+            raise ValidationError(_("分值不能为 0。"), code="zero_points")
+        if not rule.points_min <= points <= rule.points_max:
+            raise ValidationError(
+                _("分值 %(points)s 超出细则项“%(rule)s”的范围 %(range)s。")
+                % {"points": f"{points:+g}", "rule": rule.name, "range": rule.points_display},
+                code="points_out_of_range",
+            )
+    ensure_period_open(branch, occurred_on)
+    return Scored(member=member, rule=rule, scheme=scheme, points=points, occurred_on=occurred_on)
+
+
+def _write_entry(
+    scored: Scored,
+    *,
+    recorded_by: User,
+    description: str,
+    approved_by: User | None = None,
+    declaration: Declaration | None = None,
+    reason: str = "",
+    form_token: uuid.UUID | None = None,
+) -> Entry:
+    return Entry.objects.create(
+        member=scored.member,
+        organization=scored.member.organization,
+        rule=scored.rule,
+        rule_version=scored.rule.version,
+        scheme=scored.scheme,
+        scheme_version=scored.scheme.version,
+        kind=scored.rule.kind,
+        points=scored.points,
+        occurred_on=scored.occurred_on,
+        year=scored.occurred_on.year,
+        quarter=quarter_of(scored.occurred_on),
+        description=description.strip(),
+        reason=reason,
+        recorded_by=recorded_by,
+        approved_by=approved_by,
+        declaration=declaration,
+        form_token=form_token,
+    )
+
+
+def _clean_description(description: str) -> str:
+    description = (description or "").strip()
+    if not description:
+        raise ValidationError(_("请填写事项说明。"), code="description_required")
+    if len(description) > 500:
+        raise ValidationError(_("事项说明不能超过 500 字。"))
+    return description
+
+
+def _claim_form_token(form_token: uuid.UUID | None) -> None:
+    if form_token is not None and Entry.objects.filter(form_token=form_token).exists():
+        raise ValidationError(
+            _("这张表单已经提交过，记录已保存，请勿重复提交。"), code="duplicate_submission"
+        )
+
+
+@transaction.atomic
+def entry_record(
+    *,
+    user: User,
+    member: Member,
+    rule: Rule,
+    occurred_on: date,
+    description: str,
+    points: Decimal | None = None,
+    form_token: uuid.UUID | None = None,
+) -> Entry:
+    """Record points straight into the ledger (a recorder or the branch's leaders)."""
+    _require(user, Action.RECORD_ENTRY, member.organization)
+    if rule.kind == Rule.Kind.VETO:
+        raise ValidationError(
+            _("一票否决须经支部党员大会表决，请使用“一票否决”登记并填写表决结果。"),
+            code="veto_needs_vote",
+        )
+    description = _clean_description(description)
+    scored = validate_scoring(member=member, rule=rule, points=points, occurred_on=occurred_on)
+    _claim_form_token(form_token)
+    try:
+        with transaction.atomic():
+            entry = _write_entry(
+                scored, recorded_by=user, description=description, form_token=form_token
+            )
+    except IntegrityError as error:
+        if form_token is not None and Entry.objects.filter(form_token=form_token).exists():
+            raise ValidationError(
+                _("这张表单已经提交过，记录已保存，请勿重复提交。"), code="duplicate_submission"
+            ) from error
+        raise
+    _enqueue_recompute([member.pk], occurred_on.year)
+    return entry
+
+
+@dataclass
+class BulkResult:
+    entries: list[Entry]
+    skipped: list[tuple[Member, str]]
+
+
+@transaction.atomic
+def entries_record_bulk(
+    *,
+    user: User,
+    branch: Organization,
+    rule: Rule,
+    members: Sequence[Member],
+    occurred_on: date,
+    description: str,
+    points: Decimal | None = None,
+    form_token: uuid.UUID | None = None,
+) -> BulkResult:
+    """One rule for many members at once (a meeting's attendance): one entry each.
+
+    Every member is validated first; members the rule cannot apply to are skipped with
+    the reason, everyone else gets an entry. Nothing is written if the whole form is
+    invalid (no members, locked period, bad points)."""
+    _require(user, Action.RECORD_ENTRY, branch)
+    if rule.kind == Rule.Kind.VETO:
+        raise ValidationError(_("一票否决不能批量登记。"), code="veto_needs_vote")
+    if not members:
+        raise ValidationError(_("请至少选择一名党员。"), code="no_members")
+    description = _clean_description(description)
+    ensure_period_open(branch, occurred_on)
+    _claim_form_token(form_token)
+    result = BulkResult(entries=[], skipped=[])
+    for member in members:
+        if member.organization_id != branch.pk:
+            raise PermissionDenied(_("只能为本支部党员登记积分。"))
+        try:
+            scored = validate_scoring(
+                member=member, rule=rule, points=points, occurred_on=occurred_on
+            )
+        except ValidationError as error:
+            if error.code in {
+                "points_required",
+                "points_out_of_range",
+                "zero_points",
+                "period_locked",
+                "future_date",
+                "no_scheme",
+                "wrong_scheme",
+                "rule_revised",
+            }:
+                raise
+            result.skipped.append((member, " ".join(error.messages)))
+            continue
+        result.entries.append(
+            _write_entry(
+                scored,
+                recorded_by=user,
+                description=description,
+                form_token=form_token if not result.entries else None,
+            )
+        )
+    if result.entries:
+        _enqueue_recompute([entry.member_id for entry in result.entries], occurred_on.year)
+    return result
+
+
+@dataclass(frozen=True)
+class GridCell:
+    member: Member
+    rule: Rule
+    points: Decimal | None
+
+
+@transaction.atomic
+def entries_record_grid(
+    *,
+    user: User,
+    branch: Organization,
+    cells: Sequence[GridCell],
+    occurred_on: date,
+    description: str,
+    form_token: uuid.UUID | None = None,
+) -> list[Entry]:
+    """After a meeting: members × a few rules, filled cells only, all or nothing.
+
+    Any invalid cell refuses the whole grid, with every cell's problem listed, so the
+    secretary fixes them and submits once."""
+    _require(user, Action.RECORD_ENTRY, branch)
+    if not cells:
+        raise ValidationError(_("表格中没有填写任何分值。"), code="empty_grid")
+    description = _clean_description(description)
+    _claim_form_token(form_token)
+    problems: list[str] = []
+    scored_cells: list[Scored] = []
+    for cell in cells:
+        if cell.member.organization_id != branch.pk:
+            raise PermissionDenied(_("只能为本支部党员登记积分。"))
+        if cell.rule.kind == Rule.Kind.VETO:
+            problems.append(_("%(name)s：一票否决不能在表格中登记。") % {"name": cell.member.name})
+            continue
+        try:
+            scored_cells.append(
+                validate_scoring(
+                    member=cell.member, rule=cell.rule, points=cell.points, occurred_on=occurred_on
+                )
+            )
+        except ValidationError as error:
+            problems.append(
+                _("%(name)s · %(rule)s：%(reason)s")
+                % {
+                    "name": cell.member.name,
+                    "rule": cell.rule.name,
+                    "reason": " ".join(error.messages),
+                }
+            )
+    if problems:
+        raise ValidationError(problems, code="grid_invalid")
+    entries = [
+        _write_entry(
+            scored,
+            recorded_by=user,
+            description=description,
+            form_token=form_token if index == 0 else None,
+        )
+        for index, scored in enumerate(scored_cells)
+    ]
+    _enqueue_recompute([entry.member_id for entry in entries], occurred_on.year)
+    return entries
+
+
+@transaction.atomic
+def veto_record(
+    *,
+    user: User,
+    member: Member,
+    rule: Rule,
+    occurred_on: date,
+    description: str,
+    meeting_date: date,
+    voting_members: int,
+    attendance: int,
+    votes_for: int,
+    votes_against: int,
+    votes_abstain: int,
+) -> Entry:
+    """A veto, confirmed by the branch's show-of-hands vote: passes with more than half of
+    those attending. A vote that does not pass writes nothing."""
+    _require(user, Action.RECORD_VETO, member.organization)
+    if rule.kind != Rule.Kind.VETO:
+        raise ValidationError(_("请选择一票否决类细则项。"), code="not_veto")
+    description = _clean_description(description)
+    counts = {
+        "voting_members": voting_members,
+        "attendance": attendance,
+        "votes_for": votes_for,
+        "votes_against": votes_against,
+        "votes_abstain": votes_abstain,
+    }
+    if any(value is None or value < 0 for value in counts.values()):
+        raise ValidationError(_("表决人数须为非负整数。"), code="vote_invalid")
+    if meeting_date > timezone.localdate():
+        raise ValidationError(_("表决日期不能晚于今天。"), code="vote_invalid")
+    if attendance > voting_members:
+        raise ValidationError(_("实到人数不能多于应到人数。"), code="vote_invalid")
+    if votes_for + votes_against + votes_abstain > attendance:
+        raise ValidationError(_("赞成、反对、弃权票数之和不能多于实到人数。"), code="vote_invalid")
+    if votes_for * 2 <= attendance:
+        raise ValidationError(
+            _("表决未通过：赞成 %(for)s 票，未超过实到 %(attendance)s 人的半数，不予认定一票否决。")
+            % {"for": votes_for, "attendance": attendance},
+            code="vote_failed",
+        )
+    scored = validate_scoring(member=member, rule=rule, points=None, occurred_on=occurred_on)
+    entry = _write_entry(
+        scored,
+        recorded_by=user,
+        approved_by=user,
+        description=description,
+        reason=_("经支部党员大会表决通过（%(date)s）") % {"date": meeting_date.isoformat()},
+    )
+    VetoVote.objects.create(entry=entry, meeting_date=meeting_date, **counts)
+    _enqueue_recompute([member.pk], occurred_on.year)
+    return entry
+
+
+@transaction.atomic
+def entry_reverse(
+    *, user: User, entry: Entry, reason: str, occurred_on: date | None = None
+) -> Entry:
+    """Cancel an entry with a reversal entry (at most one per entry), dated in an open period.
+
+    The reversal is dated today unless given; if the original's period is locked, the
+    reversal goes into the open period and points at what it corrects."""
+    _require(user, Action.REVERSE_ENTRY, entry.member.organization)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("请填写冲销原因。"), code="reason_required")
+    original = Entry.objects.select_for_update().get(pk=entry.pk)
+    if original.is_reversal:
+        raise ValidationError(
+            _("冲销记录本身不能再被冲销；如需恢复，请重新登记。"), code="reverse_reversal"
+        )
+    if Entry.objects.filter(reverses=original).exists():
+        raise ValidationError(_("这条记录已经冲销过了。"), code="already_reversed")
+    day = occurred_on or timezone.localdate()
+    ensure_period_open(entry.member.organization, day)
+    try:
+        with transaction.atomic():
+            reversal = Entry.objects.create(
+                member=original.member,
+                organization=original.member.organization,
+                rule=original.rule,
+                rule_version=original.rule_version,
+                scheme=original.scheme,
+                scheme_version=original.scheme_version,
+                kind=original.kind,
+                points=-original.points,
+                occurred_on=day,
+                year=day.year,
+                quarter=quarter_of(day),
+                description=_("冲销：%(description)s") % {"description": original.description},
+                reason=reason,
+                recorded_by=user,
+                reverses=original,
+            )
+    except IntegrityError as error:
+        raise ValidationError(_("这条记录已经冲销过了。"), code="already_reversed") from error
+    _enqueue_recompute([original.member_id], original.year)
+    if day.year != original.year:
+        _enqueue_recompute([original.member_id], day.year)
+    return reversal
+
+
+@transaction.atomic
+def declaration_submit(
+    *,
+    user: User,
+    member: Member,
+    rule: Rule,
+    occurred_on: date,
+    description: str,
+    points: Decimal | None = None,
+    files: Sequence[UploadedFile] = (),
+) -> Declaration:
+    """A member declares points for themself, with evidence files."""
+    if member.user_id != user.pk or not can(user, Action.DECLARE, member.organization):
+        raise PermissionDenied(_("只能为本人申报积分。"))
+    description = (description or "").strip()
+    if not description:
+        raise ValidationError(_("请填写事项说明。"), code="description_required")
+    if len(description) > 1000:
+        raise ValidationError(_("事项说明不能超过 1000 字。"))
+    scored = validate_scoring(
+        member=member, rule=rule, points=points, occurred_on=occurred_on, for_declaration=True
+    )
+    if rule.evidence_required and not files:
+        raise ValidationError(
+            _("该项须上传佐证材料（照片、签到表或文件）。"), code="evidence_required"
+        )
+    checked = [check_evidence(upload) for upload in files]
+    declaration = Declaration.objects.create(
+        member=member,
+        rule=rule,
+        points=scored.points,
+        occurred_on=occurred_on,
+        description=description,
+        declared_by=user,
+    )
+    for upload, content_type in checked:
+        EvidenceFile.objects.create(
+            declaration=declaration,
+            file=upload,
+            original_name=upload.name[:200],
+            content_type=content_type,
+            size=upload.size,
+        )
+    return declaration
+
+
+def _lock_pending(declaration: Declaration, user: User) -> Declaration:
+    locked = (
+        Declaration.objects.select_for_update()
+        .select_related("member__organization", "rule")
+        .get(pk=declaration.pk)
+    )
+    _require(user, Action.REVIEW_DECLARATION, locked.member.organization)
+    if locked.status != Declaration.Status.PENDING:
+        raise ValidationError(
+            _("这条申报已经%(status)s，不能重复审核。") % {"status": locked.get_status_display()},
+            code="already_decided",
+        )
+    if locked.declared_by_id == user.pk or locked.member.user_id == user.pk:
+        raise PermissionDenied(_("不能审核本人的申报。"))
+    return locked
+
+
+@transaction.atomic
+def declaration_approve(
+    *, user: User, declaration: Declaration, points: Decimal | None = None, reason: str = ""
+) -> Entry:
+    """Approve a declaration, possibly adjusting its points within the rule's range (then
+    with a reason); approval writes the ledger entry."""
+    locked = _lock_pending(declaration, user)
+    adjusted = points is not None and points != locked.points
+    reason = (reason or "").strip()
+    if adjusted and not reason:
+        raise ValidationError(_("调整分值时请填写调整原因。"), code="reason_required")
+    scored = validate_scoring(
+        member=locked.member,
+        rule=locked.rule,
+        points=points if adjusted else locked.points,
+        occurred_on=locked.occurred_on,
+        for_declaration=True,
+    )
+    locked.status = Declaration.Status.APPROVED
+    locked.decided_by = user
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+    entry = _write_entry(
+        scored,
+        recorded_by=locked.declared_by,
+        approved_by=user,
+        description=locked.description[:500],
+        declaration=locked,
+        reason=(
+            _("审核调整：申报 %(declared)s 分，核定 %(points)s 分。%(reason)s")
+            % {"declared": f"{locked.points:+g}", "points": f"{scored.points:+g}", "reason": reason}
+        )
+        if adjusted
+        else reason,
+    )
+    _enqueue_recompute([locked.member_id], locked.occurred_on.year)
+    return entry
+
+
+@transaction.atomic
+def declaration_reject(*, user: User, declaration: Declaration, reason: str) -> Declaration:
+    """Reject a declaration, with the reason the member will read."""
+    locked = _lock_pending(declaration, user)
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError(_("请填写不予通过的原因。"), code="reason_required")
+    locked.status = Declaration.Status.REJECTED
+    locked.decided_by = user
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason[:500]
+    locked.save(update_fields=["status", "decided_by", "decided_at", "decision_reason"])
+    return locked
