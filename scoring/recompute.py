@@ -65,12 +65,9 @@ def _false() -> str:
     return "FALSE" if connection.vendor == "postgresql" else "0"
 
 
-def totals_sql(member_filter: str) -> str:
-    """SELECT of every period row (quarters 1–4 and the year as 0) for the scoped members.
-
-    Parameters: ``scope`` (JSON list of [branch_id, scheme_id]), ``year``, and whatever
-    ``member_filter`` (a condition on ``mm``, the member table) uses.
-    """
+def _counting_ctes(member_filter: str) -> str:
+    """The CTEs up to ``counted``: every entry of the scoped members in the year with the
+    points it counts after caps and reversals."""
     clip = _greatest("0", _least("after_times", "max_points_per_year - before_sum"))
     return f"""
 WITH scope AS ({_scope_rows_sql("scope")}),
@@ -119,13 +116,25 @@ originals AS (
     WHERE reverses_id IS NULL AND max_times_per_quarter IS NULL AND max_points_per_year IS NULL
 ),
 counted AS (
-    SELECT member_id, quarter, kind, 0 AS is_reversal, points, counted FROM originals
+    SELECT id, member_id, quarter, kind, 0 AS is_reversal, points, counted FROM originals
     UNION ALL
-    SELECT rv.member_id, rv.quarter, rv.kind, 1 AS is_reversal, rv.points,
+    SELECT rv.id, rv.member_id, rv.quarter, rv.kind, 1 AS is_reversal, rv.points,
            COALESCE(-o.counted, rv.points) AS counted
     FROM e rv LEFT JOIN originals o ON o.id = rv.reverses_id
     WHERE rv.reverses_id IS NOT NULL
-),
+)
+"""
+
+
+def totals_sql(member_filter: str) -> str:
+    """SELECT of every period row (quarters 1–4 and the year as 0) for the scoped members.
+
+    Parameters: ``scope`` (JSON list of [branch_id, scheme_id]), ``year``, and whatever
+    ``member_filter`` (a condition on ``mm``, the member table) uses.
+    """
+    return (
+        _counting_ctes(member_filter)
+        + """,
 agg AS (
     SELECT member_id, quarter,
            SUM(CASE WHEN kind = 'bonus' THEN counted ELSE 0 END) AS bonus,
@@ -184,6 +193,7 @@ SELECT member_id, branch_id, scheme_id, quarter, base_score,
        ROUND(year_to_date_total, 2), ROUND(total, 2), ROUND(uncounted, 2), is_vetoed, ranking_group
 FROM years
 """
+    )
 
 
 TOTAL_COLUMNS = (
@@ -441,3 +451,24 @@ def _decimal(value) -> object:
     from decimal import Decimal
 
     return Decimal(str(value)).quantize(Decimal("0.01"))
+
+
+def counted_points(member_ids: list[int], year: int) -> dict[int, object]:
+    """{entry id: points it counts} for these members' entries of ``year``, after caps and
+    reversals — what the ledger pages show beside each entry."""
+    from decimal import Decimal
+
+    members = Member.objects.filter(id__in=member_ids).values_list("id", "organization_id")
+    branch_ids = sorted({branch_id for _member_id, branch_id in members})
+    schemes = effective_schemes(branch_ids, year)
+    if not schemes:
+        return {}
+    scope = [[branch_id, scheme.pk] for branch_id, scheme in schemes.items()]
+    condition, params = _member_condition(member_ids, branch_ids)
+    params.update({"scope": json.dumps(scope), "year": year})
+    with connection.cursor() as cursor:
+        cursor.execute(_counting_ctes(condition) + " SELECT id, counted FROM counted", params)
+        return {
+            entry_id: Decimal(str(counted)).quantize(Decimal("0.01"))
+            for entry_id, counted in cursor.fetchall()
+        }

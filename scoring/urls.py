@@ -1,0 +1,5 @@
+from .views import branch, member
+
+app_name = "scoring"
+
+urlpatterns = branch.urlpatterns + member.urlpatterns
