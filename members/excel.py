@@ -48,9 +48,19 @@ def read_rows(
         raise WorkbookError(_("这不是 Excel 工作簿（.xlsx）文件，请用模板填写后上传。"))
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+    except (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        LookupError,
+        OSError,
+        ValueError,
+        SyntaxError,
+    ) as error:
+        # SyntaxError: broken XML inside the zip (xml.etree's ParseError is one).
         raise WorkbookError(_("无法读取该 Excel 文件，文件可能已损坏。")) from error
     try:
+        if not workbook.worksheets:
+            raise WorkbookError(_("无法读取该 Excel 文件，文件可能已损坏。"))
         sheet = workbook.worksheets[0]
         for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             if number > max_rows + 1:
@@ -58,9 +68,9 @@ def read_rows(
                     _("文件行数超过上限 %(limit)s 行，请分批导入。") % {"limit": max_rows}
                 )
             yield number, tuple(values)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        if isinstance(error, WorkbookError):
-            raise
+    except WorkbookError:
+        raise
+    except (zipfile.BadZipFile, LookupError, OSError, ValueError, SyntaxError) as error:
         raise WorkbookError(_("无法读取该 Excel 文件，文件可能已损坏。")) from error
     finally:
         workbook.close()

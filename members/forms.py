@@ -20,5 +20,6 @@ class RosterImportForm(forms.Form):
     file = forms.FileField(
         label=_("填好的名册文件（.xlsx）"),
         widget=forms.ClearableFileInput(attrs={"accept": ".xlsx"}),
+        allow_empty_file=True,  # the importer says what is wrong with an empty file
         error_messages={"required": _("请选择要导入的名册文件。")},
     )

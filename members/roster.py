@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -257,9 +257,17 @@ def roster_import(*, branch: Organization, upload: IO[bytes], size: int) -> Impo
         if late_errors:
             result.errors = late_errors
             return result
-        Member.objects.bulk_create(
-            [Member(organization=branch, **fields) for _number, fields, _reasons in parsed]
-        )
+        try:
+            with transaction.atomic():
+                Member.objects.bulk_create(
+                    [Member(organization=branch, **fields) for _number, fields, _reasons in parsed]
+                )
+        except IntegrityError:
+            # Another import took one of these phone numbers a moment ago.
+            result.file_error = _(
+                "导入时名册已被他人修改（手机号重复），本次没有导入任何党员，请重新上传。"
+            )
+            return result
     result.created = len(parsed)
     return result
 

@@ -35,9 +35,10 @@ def organization_add(*, parent: Organization | None, name: str, kind: str) -> Or
             }
         )
     if parent is None:
-        return Organization.add_root(name=name, kind=kind)
+        return Organization.objects.add_root({"name": name, "kind": kind})
     # Reload: treebeard keeps child counts on the parent row.
-    return Organization.objects.get(pk=parent.pk).add_child(name=name, kind=kind)
+    fresh_parent = Organization.objects.get(pk=parent.pk)
+    return Organization.objects.add_child(fresh_parent, {"name": name, "kind": kind})
 
 
 @transaction.atomic
