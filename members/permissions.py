@@ -34,6 +34,7 @@ class Action(StrEnum):
     REVIEW_DECLARATION = "review_declaration"  # approve / adjust / reject declarations
     RECOMPUTE = "recompute"  # recompute an organization's totals on demand
     DECLARE = "declare"  # declare points for oneself (a member of the branch)
+    MANAGE_SCHEME = "manage_scheme"  # schemes, rules and adoptions (committee staff)
 
 
 Post = Role.Post
@@ -53,7 +54,10 @@ _BRANCH_LEADERS = _BRANCH_COMMITTEE | {
 }
 
 POST_ACTIONS: dict[str, frozenset[Action]] = {
-    Post.STAFF: frozenset(_READ | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE}),
+    Post.STAFF: frozenset(
+        _READ
+        | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE, Action.MANAGE_SCHEME}
+    ),
     Post.SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.DEPUTY_SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.ORGANIZATION_COMMISSIONER: frozenset(

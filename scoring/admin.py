@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+
+from members.permissions import Action, can, organizations_where
 
 from .models import (
     Declaration,
@@ -16,11 +19,43 @@ from .models import (
     Scheme,
     SchemeAdoption,
 )
-from .schemes import ensure_scheme_editable, rule_revise, scheme_bump_version, scheme_is_locked
+from .schemes import (
+    ensure_scheme_editable,
+    rule_revise,
+    scheme_adopt,
+    scheme_bump_version,
+    scheme_is_locked,
+)
+
+
+class SchemeGuardForm(forms.ModelForm):
+    """Refuses, with the reason, any change to a scheme (or its rules) used by a locked period."""
+
+    def clean(self):
+        cleaned = super().clean()
+        scheme = self.instance if isinstance(self.instance, Scheme) else cleaned.get("scheme")
+        if scheme is None and getattr(self.instance, "scheme_id", None):
+            scheme = self.instance.scheme
+        if scheme is not None and scheme.pk:
+            ensure_scheme_editable(scheme)
+        return cleaned
+
+
+def _managed_organizations(request):
+    return organizations_where(request.user, Action.MANAGE_SCHEME)
 
 
 class LockedSchemeMixin:
-    """Nothing of a scheme used by a locked period can be changed."""
+    """Nothing of a scheme used by a locked period can be changed; staff see only the
+    schemes of organizations they manage."""
+
+    scheme_path = "scheme__owner"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.scheme_path}__in": _managed_organizations(request)})
 
     def _scheme_of(self, obj):
         return obj if isinstance(obj, Scheme) else getattr(obj, "scheme", None)
@@ -49,6 +84,8 @@ class RuleCategoryInline(LockedSchemeMixin, admin.TabularInline):
 
 @admin.register(Scheme)
 class SchemeAdmin(LockedSchemeMixin, admin.ModelAdmin):
+    form = SchemeGuardForm
+    scheme_path = "owner"
     list_display = ["name", "year", "owner", "base_score", "veto_effect", "version"]
     list_filter = ["year"]
     search_fields = ["name"]
@@ -69,6 +106,7 @@ class SchemeAdmin(LockedSchemeMixin, admin.ModelAdmin):
 
 @admin.register(Rule)
 class RuleAdmin(LockedSchemeMixin, admin.ModelAdmin):
+    form = SchemeGuardForm
     list_display = [
         "code",
         "name",
@@ -88,7 +126,13 @@ class RuleAdmin(LockedSchemeMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if not change:
+            try:
+                ensure_scheme_editable(obj.scheme)
+            except ValidationError as error:
+                messages.error(request, " ".join(error.messages))
+                return
             super().save_model(request, obj, form, change)
+            scheme_bump_version(obj.scheme)
             return
         original = Rule.objects.get(pk=obj.pk)
         changes = {name: form.cleaned_data[name] for name in form.changed_data}
@@ -111,8 +155,38 @@ class SchemeAdoptionAdmin(admin.ModelAdmin):
     list_filter = ["year"]
     autocomplete_fields = ["organization"]
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(organization__in=_managed_organizations(request))
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not request.user.is_superuser and db_field.name == "scheme":
+            kwargs["queryset"] = Scheme.objects.filter(owner__in=_managed_organizations(request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request, obj, form, change):
+        if not request.user.is_superuser and not can(
+            request.user, Action.MANAGE_SCHEME, obj.organization
+        ):
+            messages.error(request, "您不能为该组织设定积分细则。")
+            return
+        try:
+            scheme_adopt(organization=obj.organization, scheme=obj.scheme)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    organization_path = "member__organization"
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(**{f"{self.organization_path}__in": _managed_organizations(request)})
+
     def has_add_permission(self, request):
         return False
 
@@ -166,5 +240,6 @@ class PeriodScoreAdmin(ReadOnlyAdmin):
 
 @admin.register(PeriodLock)
 class PeriodLockAdmin(ReadOnlyAdmin):
+    organization_path = "organization"
     list_display = ["organization", "year", "quarter", "locked_at", "locked_by", "reason"]
     list_filter = ["year", "quarter"]
