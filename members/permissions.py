@@ -55,8 +55,7 @@ _BRANCH_LEADERS = _BRANCH_COMMITTEE | {
 
 POST_ACTIONS: dict[str, frozenset[Action]] = {
     Post.STAFF: frozenset(
-        _READ
-        | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE, Action.MANAGE_SCHEME}
+        _READ | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE, Action.MANAGE_SCHEME}
     ),
     Post.SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.DEPUTY_SECRETARY: frozenset(_BRANCH_LEADERS),
@@ -89,10 +88,9 @@ def member_of(user: User | AnonymousUser) -> Member | None:
     """The roster entry linked to this login, if any."""
     if not user.is_authenticated:
         return None
-    try:
-        return Member.objects.select_related("organization").get(user=user)
-    except Member.DoesNotExist:
-        return None
+    if not hasattr(user, "_party_member"):
+        user._party_member = Member.objects.select_related("organization").filter(user=user).first()
+    return user._party_member
 
 
 def posts_of(user: User | AnonymousUser) -> set[str]:
@@ -164,15 +162,14 @@ def get_organization_or_404(
 def home_for(user: User | AnonymousUser) -> tuple[str, dict]:
     """Where this user's work is: (url name, kwargs) for the home page redirect.
 
-    Committee and general-branch staff → the overview; a branch officer → their branch;
-    a member → their own ledger.
+    Committee and general-branch staff → the overview; a branch officer → their branch's
+    points ledger; a member → their own points.
     """
     if user.is_superuser or organizations_where(user, Action.VIEW_OVERVIEW).exists():
         return "members:overview", {}
-    branches = branches_where(user, Action.VIEW_ROSTER).order_by("path")
-    first_branch = branches.first()
+    first_branch = branches_where(user, Action.VIEW_LEDGER).order_by("path").first()
     if first_branch is not None:
-        return "members:roster", {"pk": first_branch.pk}
+        return "scoring:branch_ledger", {"pk": first_branch.pk}
     if member_of(user) is not None:
-        return "members:me", {}
+        return "scoring:my_points", {}
     return "members:no_role", {}

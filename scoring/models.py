@@ -247,9 +247,11 @@ class Rule(models.Model):
     def points_display(self) -> str:
         if self.kind == self.Kind.VETO:
             return str(_("一票否决"))
+        from .formatting import signed
+
         if self.is_fixed:
-            return f"{self.points_min:+g}"
-        return f"{self.points_min:+g} ~ {self.points_max:+g}"
+            return signed(self.points_min)
+        return f"{signed(self.points_min)} ~ {signed(self.points_max)}"
 
     def applies_to_member(self, member: Member) -> bool:
         if self.applies_to and member.category not in self.applies_to:
@@ -475,7 +477,9 @@ class Entry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.member} {self.occurred_on} {self.rule.name} {self.points:+}"
+        from .formatting import signed
+
+        return f"{self.member} {self.occurred_on} {self.rule.name} {signed(self.points)}"
 
     @property
     def is_reversal(self) -> bool:

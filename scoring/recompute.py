@@ -338,7 +338,9 @@ WHERE r.id = ps.id
 
 
 def _committee_of(organization: Organization) -> Organization:
-    return organization if organization.is_root() else organization.get_root()
+    if organization.depth == 1:
+        return organization
+    return Organization.objects.get(path=organization.path[: Organization.steplen])
 
 
 def _lock_state(committee: Organization, year: int) -> RankingState:
@@ -402,7 +404,7 @@ def refresh_committee_ranks(committee: Organization, year: int) -> bool:
 
 def stored_totals_mismatches(year: int, organization: Organization | None = None) -> list[dict]:
     """PeriodScore rows that differ from what the ledger gives, or are missing or extra."""
-    roots = [organization] if organization else list(Organization.get_root_nodes())
+    roots = [organization] if organization else list(Organization.objects.filter(depth=1))
     mismatches: list[dict] = []
     for root in roots:
         branch_ids = list(

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 
 from members.models import Member, Organization
 
+from .formatting import format_number
 from .models import Declaration, Entry, PeriodScore, Rule, Scheme
 from .recompute import counted_points
 from .schemes import effective_scheme
@@ -60,10 +61,10 @@ def _not_counted_reason(entry: Entry, counted: Decimal) -> str:
         }
     if rule.max_points_per_year is not None:
         return _("该项每年最多计 %(cap)s 分，此条计入 %(counted)s 分") % {
-            "cap": f"{rule.max_points_per_year:g}",
-            "counted": f"{counted:g}",
+            "cap": format_number(rule.max_points_per_year),
+            "counted": format_number(counted),
         }
-    return _("此条计入 %(counted)s 分") % {"counted": f"{counted:g}"}
+    return _("此条计入 %(counted)s 分") % {"counted": format_number(counted)}
 
 
 def member_ledger(member: Member, year: int) -> MemberLedger:

@@ -8,7 +8,9 @@ totals when the transaction commits. Messages are for the user, in Chinese.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -24,6 +26,7 @@ from members.models import Member, Organization
 from members.permissions import Action, can
 
 from .evidence import check_evidence
+from .formatting import signed
 from .models import (
     Declaration,
     Entry,
@@ -44,11 +47,36 @@ def _require(user: User, action: Action, organization: Organization) -> None:
         raise PermissionDenied(_("您没有在“%(org)s”进行此操作的权限。") % {"org": organization})
 
 
+_deferred_recomputes: ContextVar[set[tuple[int, int]] | None] = ContextVar(
+    "deferred_recomputes", default=None
+)
+
+
+@contextmanager
+def recomputes_deferred() -> Iterator[set[tuple[int, int]]]:
+    """Collect the (member, year) recomputes instead of enqueuing one per change.
+
+    For bulk loads (the demo seed, imports): the caller recomputes once at the end, e.g.
+    with ``scoring.recompute.recompute_organization``."""
+    collected: set[tuple[int, int]] = set()
+    token = _deferred_recomputes.set(collected)
+    try:
+        yield collected
+    finally:
+        _deferred_recomputes.reset(token)
+
+
 def _enqueue_recompute(member_ids: Iterable[int], year: int) -> None:
     from .tasks import recompute_members_task
 
     ids = sorted(set(member_ids))
-    transaction.on_commit(lambda: recompute_members_task.delay(ids, year))
+    deferred = _deferred_recomputes.get()
+    if deferred is not None:
+        deferred.update((member_id, year) for member_id in ids)
+        return
+    # robust: with the broker down the change is still saved; the scheduled sweep and the
+    # quarter recompute bring the totals up to date later.
+    transaction.on_commit(lambda: recompute_members_task.delay(ids, year), robust=True)
 
 
 def locked_period(organization: Organization, day: date) -> PeriodLock | None:
@@ -163,7 +191,7 @@ def validate_scoring(
         if not rule.points_min <= points <= rule.points_max:
             raise ValidationError(
                 _("分值 %(points)s 超出细则项“%(rule)s”的范围 %(range)s。")
-                % {"points": f"{points:+g}", "rule": rule.name, "range": rule.points_display},
+                % {"points": signed(points), "rule": rule.name, "range": rule.points_display},
                 code="points_out_of_range",
             )
     ensure_period_open(branch, occurred_on)
@@ -397,6 +425,7 @@ def veto_record(
     votes_for: int,
     votes_against: int,
     votes_abstain: int,
+    form_token: uuid.UUID | None = None,
 ) -> Entry:
     """A veto, confirmed by the branch's show-of-hands vote: passes with more than half of
     those attending. A vote that does not pass writes nothing."""
@@ -426,12 +455,14 @@ def veto_record(
             code="vote_failed",
         )
     scored = validate_scoring(member=member, rule=rule, points=None, occurred_on=occurred_on)
+    _claim_form_token(form_token)
     entry = _write_entry(
         scored,
         recorded_by=user,
         approved_by=user,
         description=description,
         reason=_("经支部党员大会表决通过（%(date)s）") % {"date": meeting_date.isoformat()},
+        form_token=form_token,
     )
     VetoVote.objects.create(entry=entry, meeting_date=meeting_date, **counts)
     _enqueue_recompute([member.pk], occurred_on.year)
@@ -458,6 +489,8 @@ def entry_reverse(
     if Entry.objects.filter(reverses=original).exists():
         raise ValidationError(_("这条记录已经冲销过了。"), code="already_reversed")
     day = occurred_on or timezone.localdate()
+    if day > timezone.localdate():
+        raise ValidationError(_("冲销日期不能晚于今天。"), code="future_date")
     ensure_period_open(entry.member.organization, day)
     try:
         with transaction.atomic():
@@ -580,7 +613,7 @@ def declaration_approve(
         declaration=locked,
         reason=(
             _("审核调整：申报 %(declared)s 分，核定 %(points)s 分。%(reason)s")
-            % {"declared": f"{locked.points:+g}", "points": f"{scored.points:+g}", "reason": reason}
+            % {"declared": signed(locked.points), "points": signed(scored.points), "reason": reason}
         )
         if adjusted
         else reason,

@@ -65,7 +65,7 @@ def previous_quarter_year(today: date) -> int:
 def recompute_after_quarter_task() -> list[int]:
     """Scheduled after each quarter ends: recompute every committee's year of that quarter."""
     year = previous_quarter_year(timezone.localdate())
-    roots = list(Organization.get_root_nodes().values_list("id", flat=True))
+    roots = list(Organization.objects.filter(depth=1).values_list("id", flat=True))
     for root_id in roots:
         recompute_organization_task.delay(root_id, year)
     return roots

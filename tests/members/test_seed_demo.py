@@ -137,10 +137,10 @@ def test_every_demo_branch_has_a_secretary_a_recorder_and_a_discipline_commissio
         ("admin", "/overview/"),
         ("dangwei", "/overview/"),
         ("zongzhi1", "/overview/"),
-        ("shuji1", "/branches/{first_branch}/"),
-        ("jiluyuan1", "/branches/{first_branch}/"),
-        ("jijian1", "/branches/{first_branch}/"),
-        ("dangyuan1", "/me/"),
+        ("shuji1", "/branches/{first_branch}/ledger/"),
+        ("jiluyuan1", "/branches/{first_branch}/ledger/"),
+        ("jijian1", "/branches/{first_branch}/ledger/"),
+        ("dangyuan1", "/me/points/"),
     ],
 )
 def test_demo_login_lands_where_home_for_sends_the_user(client, username, expected_path):

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from members.models import Member, Organization, Role
 from members.services import organization_add, role_assign
+from scoring.demo import seed_demo_scoring
 
 DEMO_PASSWORD = "Demo@2026"
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严武戴孔汤"
@@ -36,6 +37,12 @@ RETIRED_SHAPE = (
     + [(Member.Category.FULL, Member.Status.TRANSFERRED_OUT)]
     + [(Member.Category.FULL, Member.Status.ACTIVE)]
 )
+DECLARATION_LABELS = {
+    "pending": "待审核",
+    "approved": "通过",
+    "adjusted": "调整后通过",
+    "rejected": "未通过",
+}
 OFFICER_POSTS = [
     ("shuji", Role.Post.SECRETARY, "书记"),
     ("jiluyuan", Role.Post.RECORDER, "积分记录员"),
@@ -64,14 +71,19 @@ def _user(username: str, full_name: str, **flags) -> User:
 
 
 def _child(parent: Organization | None, name: str, kind: str) -> Organization:
-    siblings = Organization.get_root_nodes() if parent is None else parent.get_children()
+    siblings = (
+        Organization.objects.filter(depth=1)
+        if parent is None
+        else Organization.objects.get_children(parent)
+    )
     existing = siblings.filter(name=name).first()
     return existing or organization_add(parent=parent, name=name, kind=kind)
 
 
 class Command(BaseCommand):
     help = (
-        "载入演示数据：一个党委、2 个党总支、5 个党支部、约 80 名党员和各类演示账号（可重复运行）。"
+        "载入演示数据：一个党委、2 个党总支、5 个党支部、约 80 名党员、各类演示账号，"
+        "以及上一年度和本年度的积分细则、积分台账和积分申报（可重复运行）。"
     )
 
     @transaction.atomic
@@ -96,6 +108,17 @@ class Command(BaseCommand):
                 branch = _child(general, branch_name, Organization.Kind.BRANCH)
                 shape = RETIRED_SHAPE if "离退休" in branch_name else ROSTER_SHAPE
                 self._roster(branch, branch_number, shape, generator, used_names)
+        for seeded in seed_demo_scoring():
+            if seeded.skipped:
+                self.stdout.write(f"演示积分 {seeded.year} 年度：{seeded.skipped}，未新增。")
+            else:
+                declared = "、".join(
+                    f"{label}{seeded.declarations.get(key, 0)}"
+                    for key, label in DECLARATION_LABELS.items()
+                )
+                self.stdout.write(
+                    f"演示积分 {seeded.year} 年度：{seeded.entries} 条积分记录，申报（{declared}）。"
+                )
         self.stdout.write(self.style.SUCCESS(self.logins()))
 
     def _roster(self, branch, number, shape, generator, used_names) -> None:
