@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "bootstrap",
     "treebeard",
+    "django_fsm",
     "members",
     "scoring",
     "reviews",
@@ -219,6 +220,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.recompute_after_quarter_task",
         # 01:30 on the first day of January, April, July and October.
         "schedule": crontab(minute=30, hour=1, day_of_month=1, month_of_year="1,4,7,10"),
+    },
+    "close-publicity-windows": {
+        "task": "reviews.tasks.close_publicity_windows_task",
+        "schedule": crontab(minute=5),  # hourly: a window ends at midnight
+    },
+    "remind-self-assessments": {
+        "task": "reviews.tasks.remind_self_assessments_task",
+        "schedule": crontab(minute=0, hour=8),
+    },
+    "remind-publicity": {
+        "task": "reviews.tasks.remind_publicity_task",
+        "schedule": crontab(minute=0, hour=9),
     },
     "sweep-stale-ranks": {
         "task": "scoring.tasks.sweep_stale_ranks_task",

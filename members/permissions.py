@@ -35,13 +35,22 @@ class Action(StrEnum):
     RECOMPUTE = "recompute"  # recompute an organization's totals on demand
     DECLARE = "declare"  # declare points for oneself (a member of the branch)
     MANAGE_SCHEME = "manage_scheme"  # schemes, rules and adoptions (committee staff)
+    VIEW_REVIEW = "view_review"  # a branch's review cycles, their timeline and records
+    ADVANCE_CYCLE = "advance_cycle"  # move a review cycle forward, record its meetings
+    REOPEN_CYCLE = "reopen_cycle"  # reopen a finalized period (committee staff)
+    SELF_ASSESS = "self_assess"  # write one's own self-assessment (a member)
+    ACKNOWLEDGE = "acknowledge"  # acknowledge one's finalized result 签字确认 (a member)
+    RAISE_OBJECTION = "raise_objection"  # object during publicity (a member)
+    RECHECK_OBJECTION = "recheck_objection"  # recheck an objection and answer (the recorder)
+    HANDLE_APPEAL = "handle_appeal"  # examine an appeal (the discipline commissioner)
+    RULE_OBJECTION = "rule_objection"  # the branch committee's final ruling
 
 
 Post = Role.Post
 # The pseudo-post of a user who is a member of the branch (through Member.user).
 MEMBER_POST = "member"
 
-_READ = {Action.VIEW_ROSTER, Action.VIEW_PUBLICITY, Action.VIEW_LEDGER}
+_READ = {Action.VIEW_ROSTER, Action.VIEW_PUBLICITY, Action.VIEW_LEDGER, Action.VIEW_REVIEW}
 # The branch committee 支委会: the posts that decide on declarations.
 _BRANCH_COMMITTEE = _READ | {Action.REVIEW_DECLARATION}
 _BRANCH_LEADERS = _BRANCH_COMMITTEE | {
@@ -51,21 +60,45 @@ _BRANCH_LEADERS = _BRANCH_COMMITTEE | {
     Action.RECORD_VETO,
     Action.REVERSE_ENTRY,
     Action.RECOMPUTE,
+    Action.ADVANCE_CYCLE,
+    Action.RECHECK_OBJECTION,
+    Action.RULE_OBJECTION,
 }
 
 POST_ACTIONS: dict[str, frozenset[Action]] = {
     Post.STAFF: frozenset(
-        _READ | {Action.EXPORT_ROSTER, Action.VIEW_OVERVIEW, Action.RECOMPUTE, Action.MANAGE_SCHEME}
+        _READ
+        | {
+            Action.EXPORT_ROSTER,
+            Action.VIEW_OVERVIEW,
+            Action.RECOMPUTE,
+            Action.MANAGE_SCHEME,
+            Action.REOPEN_CYCLE,
+        }
     ),
     Post.SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.DEPUTY_SECRETARY: frozenset(_BRANCH_LEADERS),
     Post.ORGANIZATION_COMMISSIONER: frozenset(
-        _BRANCH_COMMITTEE | {Action.MANAGE_ROSTER, Action.EXPORT_ROSTER, Action.RECORD_ENTRY}
+        _BRANCH_COMMITTEE
+        | {
+            Action.MANAGE_ROSTER,
+            Action.EXPORT_ROSTER,
+            Action.RECORD_ENTRY,
+            Action.RECHECK_OBJECTION,
+        }
     ),
-    Post.DISCIPLINE_COMMISSIONER: frozenset(_BRANCH_COMMITTEE),
+    Post.DISCIPLINE_COMMISSIONER: frozenset(_BRANCH_COMMITTEE | {Action.HANDLE_APPEAL}),
     Post.COMMITTEE_MEMBER: frozenset(_BRANCH_COMMITTEE),
-    Post.RECORDER: frozenset(_READ | {Action.RECORD_ENTRY}),
-    MEMBER_POST: frozenset({Action.VIEW_PUBLICITY, Action.DECLARE}),
+    Post.RECORDER: frozenset(_READ | {Action.RECORD_ENTRY, Action.RECHECK_OBJECTION}),
+    MEMBER_POST: frozenset(
+        {
+            Action.VIEW_PUBLICITY,
+            Action.DECLARE,
+            Action.SELF_ASSESS,
+            Action.ACKNOWLEDGE,
+            Action.RAISE_OBJECTION,
+        }
+    ),
 }
 
 

@@ -62,6 +62,20 @@ class Scheme(models.Model):
         default=3,
         help_text=_("排名后 N 名不能评为优秀，并标记为谈心谈话对象；0 表示不标记。"),
     )
+    points_weight = models.DecimalField(
+        _("年度积分权重"),
+        max_digits=4,
+        decimal_places=3,
+        null=True,
+        blank=True,
+        help_text=_("年度总分按权重合成时填写，如 0.400；留空表示年度总分即积分。"),
+    )
+    democratic_weight = models.DecimalField(
+        _("民主评议权重"), max_digits=4, decimal_places=3, null=True, blank=True
+    )
+    mass_weight = models.DecimalField(
+        _("群众评议权重"), max_digits=4, decimal_places=3, null=True, blank=True
+    )
     description = models.TextField(_("说明"), blank=True)
     version = models.PositiveIntegerField(_("版本"), default=1, editable=False)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
@@ -72,10 +86,28 @@ class Scheme(models.Model):
         ordering = ["-year", "name"]
         constraints = [
             models.CheckConstraint(condition=Q(base_score__gte=0), name="scheme_base_not_negative"),
+            models.CheckConstraint(
+                condition=(
+                    Q(points_weight__isnull=True)
+                    & Q(democratic_weight__isnull=True)
+                    & Q(mass_weight__isnull=True)
+                )
+                | Q(
+                    points_weight__isnull=False,
+                    democratic_weight__isnull=False,
+                    mass_weight__isnull=False,
+                ),
+                name="scheme_weights_all_or_none",
+                violation_error_message=_("三项权重须同时填写或同时留空。"),
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.year} {self.name}"
+
+    @property
+    def weights_appraisals(self) -> bool:
+        return self.points_weight is not None
 
 
 class SchemeAdoption(models.Model):
@@ -279,7 +311,10 @@ class PeriodLock(models.Model):
         settings.AUTH_USER_MODEL,
         verbose_name=_("锁定人"),
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="+",
+        help_text=_("为空表示由定时任务在公示期结束后自动归档。"),
     )
     reason = models.CharField(_("说明"), max_length=200, blank=True)
 

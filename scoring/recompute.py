@@ -132,9 +132,16 @@ def totals_sql(member_filter: str) -> str:
     Parameters: ``scope`` (JSON list of [branch_id, scheme_id]), ``year``, and whatever
     ``member_filter`` (a condition on ``mm``, the member table) uses.
     """
+
+    def rating(column: str) -> str:
+        return (
+            f"(CASE {column} WHEN 'excellent' THEN 100 WHEN 'competent' THEN 80 "
+            f"WHEN 'basic' THEN 60 ELSE 40 END)"
+        )
+
     return (
         _counting_ctes(member_filter)
-        + """,
+        + f""",
 agg AS (
     SELECT member_id, quarter,
            SUM(CASE WHEN kind = 'bonus' THEN counted ELSE 0 END) AS bonus,
@@ -178,9 +185,26 @@ years AS (
            base_score + SUM(net) AS year_to_date_total,
            CASE WHEN SUM(veto_delta) > 0 AND veto_effect = 'zero_and_fail' THEN 0
                 ELSE base_score + SUM(net) END AS total,
-           SUM(uncounted) AS uncounted, SUM(veto_delta) > 0 AS is_vetoed, ranking_group
+           SUM(uncounted) AS uncounted, SUM(veto_delta) > 0 AS is_vetoed, ranking_group,
+           SUM(veto_delta) > 0 AND veto_effect = 'zero_and_fail' AS is_zeroed
     FROM running
     GROUP BY member_id, branch_id, scheme_id, base_score, veto_effect, ranking_group
+),
+-- Annual review: a scheme may weight the points with the democratic and mass appraisals
+-- (优秀 100, 合格 80, 基本合格 60, 不合格 40 on the totals' scale).
+weighted AS (
+    SELECT y.member_id, y.branch_id, y.scheme_id, y.quarter, y.base_score, y.bonus,
+           y.deduction, y.net, y.year_to_date_total,
+           CASE WHEN sc.points_weight IS NULL OR a.id IS NULL OR y.is_zeroed THEN y.total
+                ELSE sc.points_weight * y.total
+                     + sc.democratic_weight * {rating("a.democratic")}
+                     + sc.mass_weight * {rating("a.mass")} END AS total,
+           y.uncounted, y.is_vetoed, y.ranking_group
+    FROM years y
+    JOIN scoring_scheme sc ON sc.id = y.scheme_id
+    LEFT JOIN reviews_reviewcycle c
+           ON c.organization_id = y.branch_id AND c.year = %(year)s AND c.quarter = 0
+    LEFT JOIN reviews_appraisal a ON a.cycle_id = c.id AND a.member_id = y.member_id
 )
 SELECT member_id, branch_id, scheme_id, quarter, base_score,
        ROUND(bonus, 2) AS bonus, ROUND(deduction, 2) AS deduction, ROUND(net, 2) AS net,
@@ -191,7 +215,7 @@ UNION ALL
 SELECT member_id, branch_id, scheme_id, quarter, base_score,
        ROUND(bonus, 2), ROUND(deduction, 2), ROUND(net, 2),
        ROUND(year_to_date_total, 2), ROUND(total, 2), ROUND(uncounted, 2), is_vetoed, ranking_group
-FROM years
+FROM weighted
 """
     )
 
