@@ -16,4 +16,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("members.urls")),
     path("", include("scoring.urls")),
+    path("", include("publicity.urls")),
+    path("", include("reviews.urls")),
 ]

@@ -43,3 +43,16 @@ def overview_organizations(user: User | AnonymousUser) -> QuerySet[Organization]
         )
         .order_by("path")
     )
+
+
+def attach_review_badges(organizations: list[Organization], year: int) -> None:
+    """Give each branch its review state per quarter of ``year`` and the annual review
+    (``review_badges``), from one query for all of them."""
+    from reviews.selectors import period_badges, review_states
+
+    branch_ids = [organization.pk for organization in organizations if organization.is_branch]
+    states = review_states(branch_ids, year)
+    for organization in organizations:
+        organization.review_badges = (
+            period_badges(states, organization.pk) if organization.is_branch else []
+        )

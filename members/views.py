@@ -54,6 +54,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         raise Http404
     branch_count = sum(1 for organization in organizations if organization.is_branch)
     member_total = sum(o.member_count for o in organizations if o.is_branch)
+    today = timezone.localdate()
+    year = _overview_year(request, today.year)
+    selectors.attach_review_badges(organizations, year)
     return render(
         request,
         "members/overview.html",
@@ -62,8 +65,16 @@ def overview(request: HttpRequest) -> HttpResponse:
             "branch_count": branch_count,
             "member_total": member_total,
             "top_depth": organizations[0].depth,
+            "year": year,
+            "previous_year": year - 1,
+            "next_year": year + 1 if year < today.year else None,
         },
     )
+
+
+def _overview_year(request: HttpRequest, default: int) -> int:
+    value = request.GET.get("year", "")
+    return int(value) if value.isdigit() and 2000 <= int(value) <= 2100 else default
 
 
 @login_required

@@ -45,7 +45,9 @@ class Objection(models.Model):
     )
     text = models.TextField(_("异议内容"), max_length=2000)
     state = models.CharField(_("状态"), max_length=12, choices=State.choices, default=State.RAISED)
-    raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    raised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     raised_at = models.DateTimeField(_("提出时间"), auto_now_add=True)
 
     recheck_answer = models.TextField(_("复核答复"), max_length=2000, blank=True)

@@ -42,6 +42,12 @@ class ReviewCycle(ConcurrentTransitionMixin, models.Model):
     publicity_ends_on = models.DateField(_("公示结束日期"), null=True, blank=True)
     finalized_at = models.DateTimeField(_("归档时间"), null=True, blank=True)
     reported_at = models.DateTimeField(_("报备时间"), null=True, blank=True)
+    reopened_at = models.DateTimeField(
+        _("最近重新打开时间"),
+        null=True,
+        blank=True,
+        help_text=_("重新打开后，初评意见、党员大会和签字确认须重新进行。"),
+    )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from members.models import Member, Role
@@ -35,6 +36,13 @@ def notify(users: Iterable[User], text: str, *, url: str = "", key: str = "") ->
             except OSError:
                 logger.warning("reminder mail to %s failed", user.pk, exc_info=True)
     return sent
+
+
+def notifications_mark_read(*, user: User, ids: list[int]) -> int:
+    """Mark these notifications of ``user`` read (others' are left alone)."""
+    return Notification.objects.filter(user=user, pk__in=ids, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
 
 
 def branch_users(cycle: ReviewCycle):

@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_fsm import ConcurrentTransition, TransitionNotAllowed
@@ -35,6 +36,8 @@ from .models import (
 )
 
 State = ReviewCycle.State
+# Days a member has to appeal after the recheck answer, even past the publicity window.
+APPEAL_DAYS = 2
 
 
 def _require(user: User, action: Action, organization: Organization) -> None:
@@ -132,8 +135,8 @@ def _move(
     return cycle
 
 
-def _checks_before(cycle: ReviewCycle, today: date) -> list[str]:
-    """Why the cycle cannot leave its current state yet (empty: it can)."""
+def cycle_blockers(cycle: ReviewCycle, today: date) -> list[str]:
+    """Why the cycle cannot leave its current state yet (empty: it can). Reads only."""
     problems: list[str] = []
     if cycle.state == State.OPEN:
         if cycle.self_assessment_deadline is None:
@@ -147,7 +150,10 @@ def _checks_before(cycle: ReviewCycle, today: date) -> list[str]:
         if not hasattr(cycle, "committee_meeting"):
             problems.append(_("请先记录支委会（日期、出席支委）。"))
         ranked = set(ranked_members(cycle.organization).values_list("id", flat=True))
-        agreed = set(cycle.agreements.values_list("member_id", flat=True))
+        agreements = cycle.agreements.all()
+        if cycle.reopened_at:  # agreed before the reopening: to be agreed again
+            agreements = agreements.filter(agreed_at__gte=cycle.reopened_at)
+        agreed = set(agreements.values_list("member_id", flat=True))
         missing = len(ranked - agreed)
         if missing:
             problems.append(
@@ -163,7 +169,9 @@ def _checks_before(cycle: ReviewCycle, today: date) -> list[str]:
                 )
     elif cycle.state == State.GENERAL_MEETING:
         meeting = getattr(cycle, "general_meeting", None)
-        if meeting is None:
+        if meeting is not None and cycle.reopened_at and meeting.recorded_at < cycle.reopened_at:
+            problems.append(_("本期评议重新打开后，须重新召开党员大会并记录表决结果。"))
+        elif meeting is None:
             problems.append(_("请先记录党员大会（日期、应到和实到人数、表决结果）。"))
         else:
             if not meeting.has_quorum:
@@ -186,8 +194,12 @@ def _checks_before(cycle: ReviewCycle, today: date) -> list[str]:
                 _("公示期到 %(end)s 结束，结束后才能确认归档。")
                 % {"end": cycle.publicity_ends_on.isoformat() if cycle.publicity_ends_on else "—"}
             )
+        # An objection answered on recheck stays open for the member's appeal for a few days.
+        appeal_deadline = timezone.now() - timedelta(days=APPEAL_DAYS)
         open_objections = Objection.objects.filter(
-            cycle=cycle, state__in=Objection.OPEN_STATES
+            Q(state__in=Objection.OPEN_STATES)
+            | Q(state=Objection.State.ANSWERED, rechecked_at__gt=appeal_deadline),
+            cycle=cycle,
         ).count()
         if open_objections:
             problems.append(
@@ -216,9 +228,9 @@ def cycle_advance(
     if user is not None:
         _require(user, Action.ADVANCE_CYCLE, cycle.organization)
     cycle = _locked(cycle, expected_state)
-    problems = _checks_before(cycle, today)
+    problems = cycle_blockers(cycle, today)
     if problems:
-        raise ValidationError(problems, code="not_ready")
+        raise ValidationError([ValidationError(problem, code="not_ready") for problem in problems])
     note = (note or "").strip()[:500]
     if cycle.state == State.OPEN:
         return _move(cycle, "start_self_assessment", user=user, note=note)
@@ -281,12 +293,20 @@ def cycle_reopen(*, user: User, cycle: ReviewCycle, reason: str) -> ReviewCycle:
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError(_("重新打开已归档的期间须填写原因。"), code="reason_required")
-    cycle = _locked(cycle, State.FINALIZED)
+    cycle = _locked(cycle, None)
+    if cycle.state != State.FINALIZED:
+        raise ValidationError(
+            _("只有已确认归档的评议才能重新打开，该评议目前处于“%(state)s”。")
+            % {"state": cycle.get_state_display()},
+            code="not_finalized",
+        )
     PeriodLock.objects.filter(
         organization=cycle.organization, year=cycle.year, quarter=cycle.quarter
     ).delete()
-    ReviewCycle.objects.filter(pk=cycle.pk).update(finalized_at=None)
+    now = timezone.now()
+    ReviewCycle.objects.filter(pk=cycle.pk).update(finalized_at=None, reopened_at=now)
     cycle.finalized_at = None
+    cycle.reopened_at = now
     return _move(cycle, "reopen", user=user, note=reason[:500], action=CycleEvent.Action.REOPEN)
 
 
@@ -390,6 +410,8 @@ def scores_agree(
     _require(user, Action.ADVANCE_CYCLE, cycle.organization)
     cycle = _locked(cycle, None)
     _require_state(cycle, State.COMMITTEE_REVIEW, _("只有在支委初评阶段才能确认初评积分。"))
+    if not members:
+        raise ValidationError(_("请勾选要确认初评积分的党员。"), code="nobody")
     notes = notes or {}
     agreements = []
     for member in members:
@@ -459,6 +481,21 @@ def general_meeting_record(
         raise ValidationError(_("会议日期不能晚于今天。"))
     if voting_members == 0:
         raise ValidationError(_("有表决权党员人数不能为 0。"))
+    # Full members have the vote; probationary members, activists and targets do not.
+    with_vote = Member.objects.filter(
+        organization=cycle.organization, category=Member.Category.FULL
+    ).exclude(status=Member.Status.TRANSFERRED_OUT)
+    if voting_members > with_vote.count():
+        raise ValidationError(
+            _("有表决权党员人数（%(given)s）多于本支部正式党员人数（%(count)s）。")
+            % {"given": voting_members, "count": with_vote.count()}
+        )
+    active_with_vote = with_vote.filter(status=Member.Status.ACTIVE).count()
+    if voting_members < active_with_vote:
+        raise ValidationError(
+            _("有表决权党员人数（%(given)s）少于本支部在册正式党员人数（%(count)s）。")
+            % {"given": voting_members, "count": active_with_vote}
+        )
     if attendance > voting_members:
         raise ValidationError(_("实到人数不能多于有表决权党员人数。"))
     if votes_for + votes_against + votes_abstain > attendance:
@@ -502,7 +539,51 @@ def acknowledge(*, user: User, cycle: ReviewCycle) -> Acknowledgement:
         raise PermissionDenied(_("只有本支部党员可以确认本人的结果。"))
     cycle = _locked(cycle, None)
     _require_state(cycle, State.FINALIZED, _("评议确认归档后才能签字确认。"))
-    acknowledgement, _created = Acknowledgement.objects.get_or_create(
+    acknowledgement, created = Acknowledgement.objects.get_or_create(
         cycle=cycle, member=member, defaults={"user": user}
     )
+    if not created and cycle.reopened_at and acknowledgement.acknowledged_at < cycle.reopened_at:
+        # The result changed after the reopening: this is a new acknowledgement.
+        CycleEvent.objects.create(
+            cycle=cycle,
+            action=CycleEvent.Action.REPORT,
+            user=user,
+            note=_("%(name)s重新签字确认（原确认时间 %(time)s）")
+            % {
+                "name": member.name,
+                "time": timezone.localtime(acknowledgement.acknowledged_at).strftime(
+                    "%Y-%m-%d %H:%M"
+                ),
+            },
+        )
+        now = timezone.now()
+        Acknowledgement.objects.filter(pk=acknowledgement.pk).update(acknowledged_at=now, user=user)
+        acknowledgement.acknowledged_at = now
     return acknowledgement
+
+
+@transaction.atomic
+def appraisals_record(
+    *, user: User, cycle: ReviewCycle, ratings: list[tuple[Member, str, str]]
+) -> list[Appraisal]:
+    """Several members' appraisal ratings at once: all of them, or none with every reason."""
+    if not ratings:
+        raise ValidationError(_("请为党员选择评议等次。"), code="nobody")
+    problems: list[str] = []
+    recorded: list[Appraisal] = []
+    for member, democratic, mass in ratings:
+        try:
+            with transaction.atomic():
+                recorded.append(
+                    appraisal_record(
+                        user=user, cycle=cycle, member=member, democratic=democratic, mass=mass
+                    )
+                )
+        except ValidationError as error:
+            problems.extend(
+                _("%(name)s：%(reason)s") % {"name": member.name, "reason": message}
+                for message in error.messages
+            )
+    if problems:
+        raise ValidationError(problems, code="appraisals_invalid")
+    return recorded

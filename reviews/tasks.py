@@ -44,7 +44,7 @@ def close_publicity_windows_task() -> dict[str, list[int]]:
                 today=today,
             )
         except ValidationError as error:
-            if error.code == "stale_state":
+            if getattr(error, "code", None) == "stale_state":
                 continue  # someone finalized it a moment ago
             waiting.append(cycle_id)
             notify(

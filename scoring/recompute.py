@@ -1,9 +1,10 @@
 """Totals, ranks, stars and grades, derived set-wise from the ledger in the database.
 
-Everything here is SQL that runs unchanged on PostgreSQL and SQLite (window functions,
-CTEs, UPDATE … FROM): one statement computes every member's quarter and year totals for a
-scope and replaces their ``PeriodScore`` rows; one statement ranks a set of branches; one
-ranks a whole committee. No Python loop issues a query per member.
+Everything here is SQL that runs on PostgreSQL and SQLite (window functions, CTEs, upsert):
+one statement computes, for every member of a set of branches, the quarter and year totals
+with their ranks in branch and committee, flags, star and grade (into a temporary table),
+and one upsert writes the rows that changed. Committee ranks alone can be refreshed by one
+UPDATE that writes only ranks that moved. No Python loop issues a query per member.
 
 Semantics (domain.md, "Scoring"):
 - quarter net = counted points of the entries dated in the quarter; year-to-date total after
@@ -24,16 +25,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from decimal import Decimal
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from members.models import Member, Organization
 
 from .models import PeriodScore, RankingState
 from .schemes import effective_schemes
-
-PERIODS = (1, 2, 3, 4)
 
 
 def _scope_rows_sql(alias: str) -> str:
@@ -57,81 +58,111 @@ def _least(a: str, b: str) -> str:
     return f"LEAST({a}, {b})" if connection.vendor == "postgresql" else f"MIN({a}, {b})"
 
 
-def _true() -> str:
-    return "TRUE" if connection.vendor == "postgresql" else "1"
+def _in_list(column: str, name: str, negate: bool = False) -> str:
+    """``column`` in (or not in) the id list bound as parameter ``name``."""
+    if connection.vendor == "postgresql":
+        return f"{column} <> ALL(%({name})s)" if negate else f"{column} = ANY(%({name})s)"
+    operator = "NOT IN" if negate else "IN"
+    return f"{column} {operator} (SELECT value FROM json_each(%({name})s))"
 
 
-def _false() -> str:
-    return "FALSE" if connection.vendor == "postgresql" else "0"
+def _id_list(ids: Iterable[int]) -> object:
+    ids = sorted(set(ids))
+    return ids if connection.vendor == "postgresql" else json.dumps(ids)
 
 
-def _counting_ctes(member_filter: str) -> str:
-    """The CTEs up to ``counted``: every entry of the scoped members in the year with the
-    points it counts after caps and reversals."""
+def _distinct(a: str, b: str) -> str:
+    return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
+
+
+def _scope_ctes() -> str:
+    """``scope`` (branch → scheme), ``m`` (the scoped members) and the capped pipeline:
+    ``capped_counted`` (what each entry of a capped rule counts) and ``reversals`` (what
+    each reversal dated in the year takes away)."""
     clip = _greatest("0", _least("after_times", "max_points_per_year - before_sum"))
     return f"""
 WITH scope AS ({_scope_rows_sql("scope")}),
 m AS (
     SELECT mm.id AS member_id, mm.organization_id AS branch_id, scope.scheme_id,
+           SUBSTR(o.path, 1, {Organization.steplen}) AS committee_path,
            sc.base_score, sc.veto_effect,
            CASE WHEN mm.status IN ('exempt', 'transferred_out') THEN 'unranked'
                 WHEN mm.category IN ('full', 'probationary') THEN 'party'
                 ELSE 'candidate' END AS ranking_group
     FROM members_member mm
     JOIN scope ON scope.branch_id = mm.organization_id
+    JOIN members_organization o ON o.id = mm.organization_id
     JOIN scoring_scheme sc ON sc.id = scope.scheme_id
-    WHERE {member_filter}
 ),
-e AS (
-    SELECT e.id, e.member_id, e.quarter, e.kind, e.points, e.reverses_id, e.occurred_on,
+-- Years other than this one whose entries are reversed in this year: a reversal takes
+-- away what its entry counted, so a capped entry's year is computed alongside.
+cross_years AS (
+    SELECT DISTINCT rv.member_id, o.year
+    FROM scoring_entry rv
+    JOIN m ON m.member_id = rv.member_id
+    JOIN scoring_entry o ON o.id = rv.reverses_id
+    WHERE rv.year = %(year)s AND rv.reverses_id IS NOT NULL AND o.year <> %(year)s
+      AND {_in_list("o.rule_id", "capped_rules")}
+),
+capped_e AS (
+    SELECT e.id, e.member_id, e.year, e.quarter, e.kind, e.points, e.occurred_on,
            r.code, r.max_times_per_quarter, r.max_points_per_year
     FROM scoring_entry e
     JOIN m ON m.member_id = e.member_id
     JOIN scoring_rule r ON r.id = e.rule_id
-    WHERE e.year = %(year)s
+    WHERE e.year = %(year)s AND e.reverses_id IS NULL AND {_in_list("e.rule_id", "capped_rules")}
+    UNION ALL
+    SELECT e.id, e.member_id, e.year, e.quarter, e.kind, e.points, e.occurred_on,
+           r.code, r.max_times_per_quarter, r.max_points_per_year
+    FROM scoring_entry e
+    JOIN cross_years cy ON cy.member_id = e.member_id AND cy.year = e.year
+    JOIN scoring_rule r ON r.id = e.rule_id
+    WHERE e.reverses_id IS NULL AND {_in_list("e.rule_id", "capped_rules")}
 ),
 capped_times AS (
-    SELECT e.*,
+    SELECT capped_e.*,
            CASE WHEN max_times_per_quarter IS NOT NULL
-                     AND ROW_NUMBER() OVER (PARTITION BY member_id, code, quarter
+                     AND ROW_NUMBER() OVER (PARTITION BY member_id, code, year, quarter
                                             ORDER BY occurred_on, id) > max_times_per_quarter
                 THEN 0 ELSE points END AS after_times
-    FROM e
-    WHERE reverses_id IS NULL
-      AND (max_times_per_quarter IS NOT NULL OR max_points_per_year IS NOT NULL)
+    FROM capped_e
 ),
 capped AS (
     SELECT capped_times.*,
-           SUM(after_times) OVER (PARTITION BY member_id, code ORDER BY occurred_on, id
+           SUM(after_times) OVER (PARTITION BY member_id, code, year ORDER BY occurred_on, id
                                   ROWS UNBOUNDED PRECEDING) - after_times AS before_sum
     FROM capped_times
 ),
-originals AS (
-    SELECT id, member_id, quarter, kind, points,
+capped_counted AS (
+    SELECT id, member_id, year, quarter, kind, points,
            CASE WHEN max_points_per_year IS NULL THEN after_times ELSE {clip} END AS counted
     FROM capped
-    UNION ALL
-    SELECT id, member_id, quarter, kind, points, points AS counted
-    FROM e
-    WHERE reverses_id IS NULL AND max_times_per_quarter IS NULL AND max_points_per_year IS NULL
 ),
-counted AS (
-    SELECT id, member_id, quarter, kind, 0 AS is_reversal, points, counted FROM originals
-    UNION ALL
-    SELECT rv.id, rv.member_id, rv.quarter, rv.kind, 1 AS is_reversal, rv.points,
-           COALESCE(-o.counted, rv.points) AS counted
-    FROM e rv LEFT JOIN originals o ON o.id = rv.reverses_id
-    WHERE rv.reverses_id IS NOT NULL
-)
-"""
+reversals AS (
+    SELECT rv.id, rv.member_id, rv.quarter, rv.kind, rv.points,
+           COALESCE(-cc.counted, rv.points) AS counted
+    FROM scoring_entry rv
+    JOIN m ON m.member_id = rv.member_id
+    LEFT JOIN capped_counted cc ON cc.id = rv.reverses_id
+    WHERE rv.year = %(year)s AND rv.reverses_id IS NOT NULL
+)"""
 
 
-def totals_sql(member_filter: str) -> str:
-    """SELECT of every period row (quarters 1–4 and the year as 0) for the scoped members.
+def _plain_filter() -> str:
+    """Entries of the year that count exactly their points: no cap, not a reversal."""
+    return (
+        f"e.year = %(year)s AND e.reverses_id IS NULL AND "
+        f"{_in_list('e.rule_id', 'capped_rules', negate=True)}"
+    )
 
-    Parameters: ``scope`` (JSON list of [branch_id, scheme_id]), ``year``, and whatever
-    ``member_filter`` (a condition on ``mm``, the member table) uses.
-    """
+
+def totals_sql() -> str:
+    """SELECT of every period row (quarters 1–4, and 0 for the year) of the scoped members,
+    with ranks in branch and committee, flags, star and grade.
+
+    Parameters: ``scope`` (JSON list of [branch_id, scheme_id]), ``year``, ``capped_rules``
+    (ids of rules with a cap). Ranks in the committee are right only when the scope holds
+    the whole committee."""
 
     def rating(column: str) -> str:
         return (
@@ -139,25 +170,53 @@ def totals_sql(member_filter: str) -> str:
             f"WHEN 'basic' THEN 60 ELSE 40 END)"
         )
 
+    group = "branch_id, quarter, ranking_group"
+    is_bottom = "(bottom_n_flag > 0 AND rank_bottom <= bottom_n_flag AND total < group_max)"
+    loses_excellent = (
+        f"(is_vetoed OR {is_bottom} OR (excellent_share_cap IS NOT NULL "
+        "AND at_or_above > FLOOR(excellent_share_cap * group_size)))"
+    )
     return (
-        _counting_ctes(member_filter)
+        _scope_ctes()
         + f""",
+plain AS (
+    SELECT e.member_id, e.quarter,
+           SUM(CASE WHEN e.kind = 'bonus' THEN e.points ELSE 0 END) AS bonus,
+           SUM(CASE WHEN e.kind = 'deduction' THEN -e.points ELSE 0 END) AS deduction,
+           SUM(CASE WHEN e.kind = 'veto' THEN 1 ELSE 0 END) AS veto_delta
+    FROM scoring_entry e
+    JOIN m ON m.member_id = e.member_id
+    WHERE {_plain_filter()}
+    GROUP BY e.member_id, e.quarter
+),
 agg AS (
-    SELECT member_id, quarter,
-           SUM(CASE WHEN kind = 'bonus' THEN counted ELSE 0 END) AS bonus,
-           SUM(CASE WHEN kind = 'deduction' THEN -counted ELSE 0 END) AS deduction,
-           SUM(CASE WHEN is_reversal = 0 THEN points - counted ELSE 0 END) AS uncounted,
-           SUM(CASE WHEN kind = 'veto' THEN (CASE WHEN is_reversal = 1 THEN -1 ELSE 1 END)
-                    ELSE 0 END) AS veto_delta
-    FROM counted
+    SELECT member_id, quarter, SUM(bonus) AS bonus, SUM(deduction) AS deduction,
+           SUM(uncounted) AS uncounted, SUM(veto_delta) AS veto_delta
+    FROM (
+        SELECT member_id, quarter, bonus, deduction, 0 AS uncounted, veto_delta FROM plain
+        UNION ALL
+        SELECT member_id, quarter,
+               CASE WHEN kind = 'bonus' THEN counted ELSE 0 END,
+               CASE WHEN kind = 'deduction' THEN -counted ELSE 0 END,
+               points - counted,
+               CASE WHEN kind = 'veto' THEN 1 ELSE 0 END
+        FROM capped_counted WHERE year = %(year)s
+        UNION ALL
+        SELECT member_id, quarter,
+               CASE WHEN kind = 'bonus' THEN counted ELSE 0 END,
+               CASE WHEN kind = 'deduction' THEN -counted ELSE 0 END,
+               0,
+               CASE WHEN kind = 'veto' THEN -1 ELSE 0 END
+        FROM reversals
+    ) parts
     GROUP BY member_id, quarter
 ),
 periods AS (
     SELECT 1 AS quarter UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4
 ),
 grid AS (
-    SELECT m.member_id, m.branch_id, m.scheme_id, m.base_score, m.veto_effect, m.ranking_group,
-           periods.quarter,
+    SELECT m.member_id, m.branch_id, m.committee_path, m.scheme_id, m.base_score,
+           m.veto_effect, m.ranking_group, periods.quarter,
            COALESCE(agg.bonus, 0) AS bonus, COALESCE(agg.deduction, 0) AS deduction,
            COALESCE(agg.uncounted, 0) AS uncounted, COALESCE(agg.veto_delta, 0) AS veto_delta
     FROM m CROSS JOIN periods
@@ -172,15 +231,15 @@ running AS (
     WINDOW w AS (PARTITION BY member_id ORDER BY quarter ROWS UNBOUNDED PRECEDING)
 ),
 quarters AS (
-    SELECT member_id, branch_id, scheme_id, quarter, base_score, bonus, deduction, net,
-           year_to_date_total,
+    SELECT member_id, branch_id, committee_path, scheme_id, quarter, base_score, bonus,
+           deduction, net, year_to_date_total,
            CASE WHEN vetoes > 0 AND veto_effect = 'zero_and_fail' THEN 0
                 ELSE year_to_date_total END AS total,
            uncounted, vetoes > 0 AS is_vetoed, ranking_group
     FROM running
 ),
 years AS (
-    SELECT member_id, branch_id, scheme_id, 0 AS quarter, base_score,
+    SELECT member_id, branch_id, committee_path, scheme_id, 0 AS quarter, base_score,
            SUM(bonus) AS bonus, SUM(deduction) AS deduction, SUM(net) AS net,
            base_score + SUM(net) AS year_to_date_total,
            CASE WHEN SUM(veto_delta) > 0 AND veto_effect = 'zero_and_fail' THEN 0
@@ -188,13 +247,14 @@ years AS (
            SUM(uncounted) AS uncounted, SUM(veto_delta) > 0 AS is_vetoed, ranking_group,
            SUM(veto_delta) > 0 AND veto_effect = 'zero_and_fail' AS is_zeroed
     FROM running
-    GROUP BY member_id, branch_id, scheme_id, base_score, veto_effect, ranking_group
+    GROUP BY member_id, branch_id, committee_path, scheme_id, base_score, veto_effect,
+             ranking_group
 ),
 -- Annual review: a scheme may weight the points with the democratic and mass appraisals
 -- (优秀 100, 合格 80, 基本合格 60, 不合格 40 on the totals' scale).
 weighted AS (
-    SELECT y.member_id, y.branch_id, y.scheme_id, y.quarter, y.base_score, y.bonus,
-           y.deduction, y.net, y.year_to_date_total,
+    SELECT y.member_id, y.branch_id, y.committee_path, y.scheme_id, y.quarter, y.base_score,
+           y.bonus, y.deduction, y.net, y.year_to_date_total,
            CASE WHEN sc.points_weight IS NULL OR a.id IS NULL OR y.is_zeroed THEN y.total
                 ELSE sc.points_weight * y.total
                      + sc.democratic_weight * {rating("a.democratic")}
@@ -205,66 +265,152 @@ weighted AS (
     LEFT JOIN reviews_reviewcycle c
            ON c.organization_id = y.branch_id AND c.year = %(year)s AND c.quarter = 0
     LEFT JOIN reviews_appraisal a ON a.cycle_id = c.id AND a.member_id = y.member_id
+),
+totals AS (
+    SELECT member_id, branch_id, committee_path, scheme_id, quarter, base_score,
+           ROUND(bonus, 2) AS bonus, ROUND(deduction, 2) AS deduction, ROUND(net, 2) AS net,
+           ROUND(year_to_date_total, 2) AS year_to_date_total, ROUND(total, 2) AS total,
+           ROUND(uncounted, 2) AS uncounted, is_vetoed, ranking_group
+    FROM quarters
+    UNION ALL
+    SELECT member_id, branch_id, committee_path, scheme_id, quarter, base_score,
+           ROUND(bonus, 2), ROUND(deduction, 2), ROUND(net, 2), ROUND(year_to_date_total, 2),
+           ROUND(total, 2), ROUND(uncounted, 2), is_vetoed, ranking_group
+    FROM weighted
+),
+ranked AS (
+    SELECT totals.*,
+           CASE WHEN ranking_group = 'unranked' THEN NULL
+                ELSE RANK() OVER (PARTITION BY {group} ORDER BY total DESC) END AS rank_in_branch,
+           CASE WHEN ranking_group = 'unranked' THEN NULL
+                ELSE RANK() OVER (PARTITION BY committee_path, quarter, ranking_group
+                                  ORDER BY total DESC) END AS rank_in_committee,
+           RANK() OVER (PARTITION BY {group} ORDER BY total ASC) AS rank_bottom,
+           COUNT(*) OVER (PARTITION BY {group} ORDER BY total DESC
+                          RANGE UNBOUNDED PRECEDING) AS at_or_above,
+           COUNT(*) OVER (PARTITION BY {group}) AS group_size,
+           MAX(total) OVER (PARTITION BY {group}) AS group_max,
+           MIN(total) OVER (PARTITION BY {group}) AS group_min
+    FROM totals
+),
+bands AS ({_bands_sql()}),
+outcomes AS (
+    SELECT ranked.*, sc.top_n_flag, sc.bottom_n_flag, sc.excellent_share_cap,
+           sc.excellent_grade, sc.failing_grade, sc.veto_effect,
+           star.label AS star_label, grade.label AS grade_label,
+           grade.lower_label AS grade_lower_label
+    FROM ranked
+    JOIN scoring_scheme sc ON sc.id = ranked.scheme_id
+    LEFT JOIN bands star ON star.scheme_id = ranked.scheme_id AND star.dimension = 'star'
+         AND ranked.total >= star.low AND (star.high IS NULL OR ranked.total < star.high)
+    LEFT JOIN bands grade ON grade.scheme_id = ranked.scheme_id AND grade.dimension = 'grade'
+         AND ranked.total >= grade.low AND (grade.high IS NULL OR ranked.total < grade.high)
 )
-SELECT member_id, branch_id, scheme_id, quarter, base_score,
-       ROUND(bonus, 2) AS bonus, ROUND(deduction, 2) AS deduction, ROUND(net, 2) AS net,
-       ROUND(year_to_date_total, 2) AS year_to_date_total, ROUND(total, 2) AS total,
-       ROUND(uncounted, 2) AS uncounted, is_vetoed, ranking_group
-FROM quarters
-UNION ALL
-SELECT member_id, branch_id, scheme_id, quarter, base_score,
-       ROUND(bonus, 2), ROUND(deduction, 2), ROUND(net, 2),
-       ROUND(year_to_date_total, 2), ROUND(total, 2), ROUND(uncounted, 2), is_vetoed, ranking_group
-FROM weighted
+SELECT member_id, branch_id AS organization_id, scheme_id, quarter, base_score, bonus,
+       deduction, net, year_to_date_total, total, uncounted AS uncounted_points, is_vetoed,
+       ranking_group, rank_in_branch, rank_in_committee,
+       CASE WHEN ranking_group = 'unranked' THEN '' ELSE COALESCE(star_label, '') END AS star,
+       CASE WHEN ranking_group = 'unranked' OR quarter <> 0 THEN ''
+            WHEN is_vetoed AND veto_effect = 'zero_and_fail' THEN failing_grade
+            WHEN grade_label = excellent_grade AND {loses_excellent}
+                 THEN COALESCE(grade_lower_label, '')
+            ELSE COALESCE(grade_label, '') END AS grade,
+       (ranking_group <> 'unranked' AND top_n_flag > 0 AND rank_in_branch <= top_n_flag
+        AND total > group_min) AS is_top_flagged,
+       (ranking_group <> 'unranked' AND {is_bottom}) AS is_bottom_flagged
+FROM outcomes
 """
     )
 
 
-TOTAL_COLUMNS = (
-    "member_id, organization_id, scheme_id, quarter, base_score, bonus, deduction, net, "
-    "year_to_date_total, total, uncounted_points, is_vetoed, ranking_group"
+# The columns the recompute writes, in the order totals_sql() selects them.
+COLUMNS = (
+    "member_id",
+    "organization_id",
+    "scheme_id",
+    "quarter",
+    "base_score",
+    "bonus",
+    "deduction",
+    "net",
+    "year_to_date_total",
+    "total",
+    "uncounted_points",
+    "is_vetoed",
+    "ranking_group",
+    "rank_in_branch",
+    "rank_in_committee",
+    "star",
+    "grade",
+    "is_top_flagged",
+    "is_bottom_flagged",
 )
 
 
-def _member_condition(member_ids: Iterable[int] | None, branch_ids: list[int]) -> tuple[str, dict]:
-    if member_ids is None:
-        return "1 = 1", {}
-    ids = sorted(set(member_ids))
-    if connection.vendor == "postgresql":
-        return "mm.id = ANY(%(member_ids)s)", {"member_ids": ids}
-    return "mm.id IN (SELECT value FROM json_each(%(member_ids)s))", {"member_ids": json.dumps(ids)}
+def _capped_rule_ids() -> list[int]:
+    """Every rule with a cap, of any scheme and year (a reversal may reach into last year)."""
+    from .models import Rule
+
+    return list(
+        Rule.objects.filter(
+            Q(max_times_per_quarter__isnull=False) | Q(max_points_per_year__isnull=False)
+        ).values_list("id", flat=True)
+    )
 
 
-def _write_totals(year: int, branch_ids: list[int], member_ids: Iterable[int] | None) -> int:
-    """Replace the PeriodScore rows of the scoped members with totals from the ledger."""
+def _params(year: int, branch_ids: list[int]) -> dict | None:
     schemes = effective_schemes(branch_ids, year)
-    scope = [[branch_id, scheme.pk] for branch_id, scheme in schemes.items()]
-    condition, params = _member_condition(member_ids, branch_ids)
-    params.update({"scope": json.dumps(scope), "year": year, "now": timezone.now()})
-    select = totals_sql(condition)
+    if not schemes:
+        return None
+    return {
+        "scope": json.dumps([[branch_id, scheme.pk] for branch_id, scheme in schemes.items()]),
+        "year": year,
+        "capped_rules": _id_list(_capped_rule_ids()),
+        "branches": _id_list(schemes),
+        "now": timezone.now(),
+    }
+
+
+def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
+    """Upsert the period rows of every member of these branches, writing only rows that
+    changed; remove rows of members who are no longer in these branches' scope.
+
+    With ``whole_committee`` the committee ranks are written too; otherwise the stored
+    committee ranks are kept until the committee is re-ranked."""
+    params = _params(year, branch_ids)
+    if params is None:
+        return 0
+    columns = ", ".join(COLUMNS)
+    updated = [column for column in COLUMNS if column not in ("member_id", "quarter")]
+    if not whole_committee:
+        updated.remove("rank_in_committee")
+    assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
+    changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
     with connection.cursor() as cursor:
-        # Rows of members no longer in scope (moved away) are replaced where they now belong.
-        if member_ids is None:
-            cursor.execute(
-                "DELETE FROM scoring_periodscore WHERE year = %(year)s AND member_id IN "
-                f"(SELECT mm.id FROM members_member mm WHERE mm.organization_id IN "
-                f"(SELECT branch_id FROM ({_scope_rows_sql('scope')}) s))",
-                params,
-            )
-        else:
-            cursor.execute(
-                f"DELETE FROM scoring_periodscore WHERE year = %(year)s AND member_id IN "
-                f"(SELECT mm.id FROM members_member mm WHERE {condition})",
-                params,
-            )
+        # Members who left these branches: their rows move with them (upsert below) unless
+        # they left the scope entirely, in which case they go.
         cursor.execute(
-            f"INSERT INTO scoring_periodscore ({TOTAL_COLUMNS}, year, rank_in_branch, "
-            "rank_in_committee, star, grade, is_top_flagged, is_bottom_flagged, computed_at) "
-            f"SELECT t.*, %(year)s, NULL, NULL, '', '', {_false()}, {_false()}, %(now)s "
-            f"FROM ({select}) t",
+            f"""DELETE FROM scoring_periodscore WHERE year = %(year)s
+                AND {_in_list("organization_id", "branches")}
+                AND member_id NOT IN (SELECT id FROM members_member
+                                      WHERE {_in_list("organization_id", "branches")})""",
             params,
         )
-        return cursor.rowcount
+        # Computed into a temporary table first: PostgreSQL plans CREATE TABLE AS in
+        # parallel, an INSERT … SELECT never.
+        cursor.execute("DROP TABLE IF EXISTS recompute_rows")
+        cursor.execute(f"CREATE TEMPORARY TABLE recompute_rows AS {totals_sql()}", params)
+        cursor.execute(
+            f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
+                SELECT {columns}, %(year)s, %(now)s FROM recompute_rows WHERE 1 = 1
+                ON CONFLICT (member_id, year, quarter) DO UPDATE SET {assignments},
+                    computed_at = excluded.computed_at
+                WHERE {changed}""",
+            params,
+        )
+        written = cursor.rowcount
+        cursor.execute("DROP TABLE recompute_rows")
+    return written
 
 
 def _bands_sql() -> str:
@@ -278,73 +424,12 @@ FROM scoring_outcomeband b
 """
 
 
-def _rank_branches(year: int, branch_ids: list[int]) -> None:
-    """Branch ranks, flags, stars and grades of every period row of these branches."""
-    if connection.vendor == "postgresql":
-        scope_condition = "ps.organization_id = ANY(%(branches)s)"
-        params: dict = {"branches": branch_ids, "year": year}
-    else:
-        scope_condition = "ps.organization_id IN (SELECT value FROM json_each(%(branches)s))"
-        params = {"branches": json.dumps(branch_ids), "year": year}
-    ranked = f"""
-SELECT ps.id,
-       CASE WHEN ps.ranking_group = 'unranked' THEN NULL ELSE
-         RANK() OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group
-                      ORDER BY ps.total DESC) END AS rank_top,
-       RANK() OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group
-                    ORDER BY ps.total ASC) AS rank_bottom,
-       COUNT(*) OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group
-                      ORDER BY ps.total DESC RANGE UNBOUNDED PRECEDING) AS at_or_above,
-       COUNT(*) OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group) AS group_size,
-       MAX(ps.total) OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group) AS group_max,
-       MIN(ps.total) OVER (PARTITION BY ps.organization_id, ps.quarter, ps.ranking_group) AS group_min,
-       star.label AS star_label,
-       grade.label AS grade_label, grade.lower_label AS grade_lower_label,
-       sc.top_n_flag, sc.bottom_n_flag, sc.excellent_share_cap, sc.excellent_grade,
-       sc.failing_grade, sc.veto_effect
-FROM scoring_periodscore ps
-JOIN scoring_scheme sc ON sc.id = ps.scheme_id
-LEFT JOIN ({_bands_sql()}) star ON star.scheme_id = ps.scheme_id AND star.dimension = 'star'
-     AND ps.total >= star.low AND (star.high IS NULL OR ps.total < star.high)
-LEFT JOIN ({_bands_sql()}) grade ON grade.scheme_id = ps.scheme_id AND grade.dimension = 'grade'
-     AND ps.total >= grade.low AND (grade.high IS NULL OR ps.total < grade.high)
-WHERE ps.year = %(year)s AND {scope_condition}
-"""
-    # When everyone in a group has the same total, nobody stands out at either end.
-    is_bottom = (
-        "(r.bottom_n_flag > 0 AND r.rank_bottom <= r.bottom_n_flag AND ps.total < r.group_max)"
-    )
-    loses_excellent = (
-        f"(ps.is_vetoed OR {is_bottom} OR (r.excellent_share_cap IS NOT NULL "
-        "AND r.at_or_above > FLOOR(r.excellent_share_cap * r.group_size)))"
-    )
-    grade = f"""
-CASE WHEN ps.ranking_group = 'unranked' OR ps.quarter <> 0 THEN ''
-     WHEN ps.is_vetoed AND r.veto_effect = 'zero_and_fail' THEN r.failing_grade
-     WHEN r.grade_label = r.excellent_grade AND {loses_excellent}
-          THEN COALESCE(r.grade_lower_label, '')
-     ELSE COALESCE(r.grade_label, '') END
-"""
-    sql = f"""
-UPDATE scoring_periodscore AS ps SET
-    rank_in_branch = r.rank_top,
-    is_top_flagged = (ps.ranking_group <> 'unranked' AND r.top_n_flag > 0
-                      AND r.rank_top <= r.top_n_flag AND ps.total > r.group_min),
-    is_bottom_flagged = (ps.ranking_group <> 'unranked' AND {is_bottom}),
-    star = CASE WHEN ps.ranking_group = 'unranked' THEN '' ELSE COALESCE(r.star_label, '') END,
-    grade = {grade}
-FROM ({ranked}) r
-WHERE r.id = ps.id
-"""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def rank_committee(committee: Organization, year: int) -> None:
-    """Ranks across every branch of a committee, per period and ranking group."""
+def rank_committee(committee: Organization, year: int) -> int:
+    """Ranks across every branch of a committee, per period and ranking group; only rows
+    whose rank changed are written."""
     with connection.cursor() as cursor:
         cursor.execute(
-            """
+            f"""
 UPDATE scoring_periodscore AS ps SET rank_in_committee = r.rank_top
 FROM (
     SELECT ps.id,
@@ -355,10 +440,11 @@ FROM (
     JOIN members_organization o ON o.id = ps.organization_id
     WHERE ps.year = %(year)s AND o.path LIKE %(prefix)s
 ) r
-WHERE r.id = ps.id
+WHERE r.id = ps.id AND {_distinct("ps.rank_in_committee", "r.rank_top")}
 """,
             {"year": year, "prefix": committee.path + "%"},
         )
+        return cursor.rowcount
 
 
 def _committee_of(organization: Organization) -> Organization:
@@ -375,7 +461,8 @@ def _lock_state(committee: Organization, year: int) -> RankingState:
 
 @transaction.atomic
 def recompute_organization(organization: Organization, year: int) -> int:
-    """Recompute every member's periods below ``organization`` and all their ranks."""
+    """Recompute every member's periods below ``organization`` with all their ranks.
+    Returns how many period rows changed."""
     committee = _committee_of(organization)
     state = _lock_state(committee, year)
     branch_ids = list(
@@ -383,9 +470,10 @@ def recompute_organization(organization: Organization, year: int) -> int:
             path__startswith=organization.path, kind=Organization.Kind.BRANCH
         ).values_list("id", flat=True)
     )
-    written = _write_totals(year, branch_ids, None)
-    _rank_branches(year, branch_ids)
-    rank_committee(committee, year)
+    whole_committee = organization.pk == committee.pk
+    written = _write(year, branch_ids, whole_committee=whole_committee)
+    if not whole_committee:
+        rank_committee(committee, year)
     state.recomputed_at = timezone.now()
     state.ranks_dirty_since = None
     state.recompute_count += 1
@@ -395,16 +483,21 @@ def recompute_organization(organization: Organization, year: int) -> int:
 
 @transaction.atomic
 def recompute_members(member_ids: list[int], year: int) -> list[int]:
-    """Recompute some members' periods and their branches' ranks; mark their committees'
-    ranks stale. Returns the ids of those committees."""
+    """Recompute the periods of the branches these members belong to (set-wise, so members
+    without entries get their rows too) and of any branch a member has left, with their
+    branch ranks, and mark the committees' ranks stale. Returns the committees' ids."""
     members = list(Member.objects.filter(id__in=member_ids).select_related("organization"))
     if not members:
         return []
     committees = {_committee_of(member.organization) for member in members}
     states = [_lock_state(committee, year) for committee in sorted(committees, key=lambda c: c.pk)]
     branch_ids = sorted({member.organization_id for member in members})
-    _write_totals(year, branch_ids, [member.pk for member in members])
-    _rank_branches(year, branch_ids)
+    left_branches = set(
+        PeriodScore.objects.filter(member_id__in=[m.pk for m in members], year=year)
+        .exclude(organization_id__in=branch_ids)
+        .values_list("organization_id", flat=True)
+    )
+    _write(year, sorted(set(branch_ids) | left_branches), whole_committee=False)
     now = timezone.now()
     for state in states:
         if state.ranks_dirty_since is None:
@@ -436,21 +529,21 @@ def stored_totals_mismatches(year: int, organization: Organization | None = None
                 path__startswith=root.path, kind=Organization.Kind.BRANCH
             ).values_list("id", flat=True)
         )
-        schemes = effective_schemes(branch_ids, year)
-        if not schemes:
+        params = _params(year, branch_ids)
+        if params is None:
             continue
-        scope = [[branch_id, scheme.pk] for branch_id, scheme in schemes.items()]
-        params = {"scope": json.dumps(scope), "year": year}
         expected = {}
         with connection.cursor() as cursor:
-            cursor.execute(totals_sql("1 = 1"), params)
+            cursor.execute(totals_sql(), params)
             columns = [column[0] for column in cursor.description]
             for row in cursor.fetchall():
                 values = dict(zip(columns, row, strict=True))
                 expected[(values["member_id"], values["quarter"])] = values
         stored = {
             (score.member_id, score.quarter): score
-            for score in PeriodScore.objects.filter(year=year, organization_id__in=list(schemes))
+            for score in PeriodScore.objects.filter(
+                year=year, organization_id__in=effective_schemes(branch_ids, year)
+            )
         }
         for key in sorted(set(expected) | set(stored)):
             want, have = expected.get(key), stored.get(key)
@@ -473,28 +566,32 @@ def stored_totals_mismatches(year: int, organization: Organization | None = None
     return mismatches
 
 
-def _decimal(value) -> object:
-    from decimal import Decimal
-
+def _decimal(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-def counted_points(member_ids: list[int], year: int) -> dict[int, object]:
+def counted_points(member_ids: list[int], year: int) -> dict[int, Decimal]:
     """{entry id: points it counts} for these members' entries of ``year``, after caps and
     reversals — what the ledger pages show beside each entry."""
-    from decimal import Decimal
-
-    members = Member.objects.filter(id__in=member_ids).values_list("id", "organization_id")
-    branch_ids = sorted({branch_id for _member_id, branch_id in members})
-    schemes = effective_schemes(branch_ids, year)
-    if not schemes:
+    branch_ids = sorted(
+        set(Member.objects.filter(id__in=member_ids).values_list("organization_id", flat=True))
+    )
+    params = _params(year, branch_ids)
+    if params is None:
         return {}
-    scope = [[branch_id, scheme.pk] for branch_id, scheme in schemes.items()]
-    condition, params = _member_condition(member_ids, branch_ids)
-    params.update({"scope": json.dumps(scope), "year": year})
+    params["members"] = _id_list(member_ids)
+    sql = (
+        _scope_ctes()
+        + f"""
+SELECT e.id, e.points AS counted FROM scoring_entry e
+WHERE {_plain_filter()} AND {_in_list("e.member_id", "members")}
+UNION ALL
+SELECT id, counted FROM capped_counted
+WHERE year = %(year)s AND {_in_list("member_id", "members")}
+UNION ALL
+SELECT id, counted FROM reversals WHERE {_in_list("member_id", "members")}
+"""
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_counting_ctes(condition) + " SELECT id, counted FROM counted", params)
-        return {
-            entry_id: Decimal(str(counted)).quantize(Decimal("0.01"))
-            for entry_id, counted in cursor.fetchall()
-        }
+        cursor.execute(sql, params)
+        return {entry_id: _decimal(counted) for entry_id, counted in cursor.fetchall()}

@@ -188,6 +188,8 @@ def validate_scoring(
             points = rule.points_min
         if points == 0:
             raise ValidationError(_("分值不能为 0。"), code="zero_points")
+        if points != points.quantize(TWO_PLACES):
+            raise ValidationError(_("分值最多保留两位小数。"), code="too_many_decimals")
         if not rule.points_min <= points <= rule.points_max:
             raise ValidationError(
                 _("分值 %(points)s 超出细则项“%(rule)s”的范围 %(range)s。")
@@ -325,6 +327,7 @@ def entries_record_bulk(
                 "points_required",
                 "points_out_of_range",
                 "zero_points",
+                "too_many_decimals",
                 "period_locked",
                 "future_date",
                 "no_scheme",
