@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 from openpyxl.styles import Font
@@ -35,8 +36,11 @@ PHONE_PATTERN = re.compile(r"^1\d{10}$")
 
 
 def _choice_lookup(choices: type) -> dict[str, str]:
-    """Accept either the Chinese label or the code of a choice."""
+    """Accept the Chinese label (the template's language), the label in the user's
+    language, or the code of a choice."""
     lookup = {str(label): value for value, label in choices.choices}
+    with translation.override("zh-hans"):
+        lookup.update({str(label): value for value, label in choices.choices})
     lookup.update({value: value for value in choices.values})
     return lookup
 
@@ -59,6 +63,7 @@ class ImportResult:
         return not self.errors and not self.file_error
 
 
+@translation.override("zh-hans")  # the workbook's columns and lists are in Chinese
 def template_workbook() -> bytes:
     """An empty roster with drop-down lists for the coded columns and a sheet of guidance."""
     workbook = Workbook()
@@ -334,6 +339,7 @@ def roster_rows(members) -> list[list[Any]]:
     return rows
 
 
+@translation.override("zh-hans")  # the same Chinese columns and values as the template
 def roster_export(*, branch: Organization, members) -> bytes:
     """The branch roster in the same columns as the template, so it can be edited and re-read."""
     return write_workbook([("党员名册", HEADERS, roster_rows(members))], widths=WIDTHS)

@@ -12,6 +12,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 from django.urls import reverse
+from django.utils import translation
 from openpyxl import load_workbook
 
 from members.excel import XLSX_CONTENT_TYPE, neutralize
@@ -181,6 +182,16 @@ def test_valid_file_imports_every_row_with_exact_values(tree, members):
     assert result == ImportResult(created=6, errors=[], file_error="")
     assert field_values(tree.branch_b)[2:] == VALID_ROWS_AS_FIELDS
     assert Member.objects.count() == 12
+
+
+def test_the_chinese_template_imports_while_the_user_reads_english(tree, members):
+    # when: the same file, with the interface switched to English
+    with translation.override("en"):
+        result = import_file(tree.branch_b, roster_workbook(VALID_ROWS))
+
+    # then
+    assert result == ImportResult(created=6, errors=[], file_error="")
+    assert field_values(tree.branch_b)[2:] == VALID_ROWS_AS_FIELDS
 
 
 def test_valid_upload_imports_and_redirects_to_the_roster(client_for, tree, members):
