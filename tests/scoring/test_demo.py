@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from config import celery_app
 from members.models import Member, Organization, Role
+from reviews.models import ReviewCycle
 from scoring.demo import build_demo_scheme, demo_scheme_name, seed_demo_ledger, tiny_png
 from scoring.evidence import sniff
 from scoring.models import (
@@ -21,6 +22,7 @@ from scoring.models import (
     Entry,
     EvidenceFile,
     OutcomeBand,
+    PeriodLock,
     PeriodScore,
     Rule,
     RuleCategory,
@@ -204,6 +206,27 @@ def test_seed_demo_twice_adds_nothing_the_second_time():
     assert first["veto_votes"] == 1
     assert first["evidence"] == first["declarations"]
     assert first["period_scores"] == 2 * 5 * 80  # two years, five periods, the whole roster
+
+
+def test_seed_demo_finalizes_past_reviews_and_opens_the_current_quarter():
+    # given
+    seed()
+    today = timezone.localdate()
+    quarter = (today.month - 1) // 3 + 1
+    states = Counter(ReviewCycle.objects.values_list("state", flat=True))
+
+    # when
+    seed()
+
+    # then: per branch, last year's four quarters and year plus this year's past quarters
+    # are finalized and locked; the current quarter is at self-assessment
+    finalized = 5 * (5 + quarter - 1)
+    assert states == {"finalized": finalized, "self_assessment": 5}
+    assert Counter(ReviewCycle.objects.values_list("state", flat=True)) == states
+    assert PeriodLock.objects.count() == finalized
+    assert ReviewCycle.objects.get(
+        organization__name="机关第一党支部", year=today.year, quarter=quarter
+    ).self_assessment_deadline == today + timedelta(days=7)
 
 
 def test_seed_demo_adopts_the_demo_scheme_on_the_committee_for_last_year_and_this_year():

@@ -8,9 +8,11 @@ from datetime import date
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from members.models import Member, Organization, Role
 from members.services import organization_add, role_assign
+from reviews.demo import seed_demo_reviews
 from scoring.demo import seed_demo_scoring
 
 DEMO_PASSWORD = "Demo@2026"
@@ -86,6 +88,13 @@ class Command(BaseCommand):
         "以及上一年度和本年度的积分细则、积分台账和积分申报（可重复运行）。"
     )
 
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--roster-only",
+            action="store_true",
+            help="只载入组织、名册和账号，不生成积分台账和评议。",
+        )
+
     @transaction.atomic
     def handle(self, *args, **options) -> None:
         generator = random.Random(2026)
@@ -108,6 +117,9 @@ class Command(BaseCommand):
                 branch = _child(general, branch_name, Organization.Kind.BRANCH)
                 shape = RETIRED_SHAPE if "离退休" in branch_name else ROSTER_SHAPE
                 self._roster(branch, branch_number, shape, generator, used_names)
+        if options["roster_only"]:
+            self.stdout.write(self.style.SUCCESS(self.logins()))
+            return
         for seeded in seed_demo_scoring():
             if seeded.skipped:
                 self.stdout.write(f"演示积分 {seeded.year} 年度：{seeded.skipped}，未新增。")
@@ -119,6 +131,11 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"演示积分 {seeded.year} 年度：{seeded.entries} 条积分记录，申报（{declared}）。"
                 )
+        cycles = seed_demo_reviews(committee, timezone.localdate())
+        if cycles:
+            self.stdout.write(
+                f"演示评议：新建 {cycles} 个季度/年度评议（往期已归档，本季度自评中）。"
+            )
         self.stdout.write(self.style.SUCCESS(self.logins()))
 
     def _roster(self, branch, number, shape, generator, used_names) -> None:
