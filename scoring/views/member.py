@@ -113,6 +113,9 @@ class Headline:
     quarter: int
     quarter_score: PeriodScore | None
     annual: PeriodScore | None
+    # Branch-wide ranks (and the grade, which depends on them) are shown to a member only
+    # once the branch's annual review is in publicity; the totals, always.
+    ranks_published: bool = False
 
     @property
     def quarter_name(self) -> str:
@@ -132,11 +135,22 @@ class Headline:
 
     @property
     def is_ranked(self) -> bool:
-        return bool(self.annual and self.annual.rank_in_branch is not None)
+        return bool(self.ranks_published and self.annual and self.annual.rank_in_branch is not None)
 
     @property
     def is_candidate(self) -> bool:
         return bool(self.annual and self.annual.ranking_group == PeriodScore.RankingGroup.CANDIDATE)
+
+
+def _annual_review_published(member: Member, year: int) -> bool:
+    from reviews.models import ReviewCycle
+
+    return ReviewCycle.objects.filter(
+        organization=member.organization,
+        year=year,
+        quarter=0,
+        state__in=[ReviewCycle.State.PUBLICITY, ReviewCycle.State.FINALIZED],
+    ).exists()
 
 
 def _requested_year(request: HttpRequest, default: int) -> int:
@@ -211,6 +225,7 @@ def my_points(request: HttpRequest) -> HttpResponse:
             quarter=last_quarter,
             quarter_score=ledger.quarters[last_quarter - 1].score if last_quarter else None,
             annual=ledger.annual,
+            ranks_published=_annual_review_published(member, year),
         ),
         "quarters": quarters,
         "has_entries": any(block.rows for block in quarters),

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from config import celery_app
 from members.models import Member, Organization, Role
+from reviews.models import ReviewCycle
 from scoring import services
 from scoring.charts import AxisTick, ChartPoint, format_number, line_chart, nice_step, signed
 from scoring.models import Declaration, Entry, EvidenceFile, Rule, RuleCategory, Scheme, quarter_of
@@ -229,6 +230,28 @@ def member_with_login(branch: Organization, username: str, **fields) -> tuple[Us
 # ------------------------------------------------------------------ my points
 
 
+def publish_annual_review(branch) -> None:
+    """The branch's annual review of PAST_YEAR has reached publicity."""
+    ReviewCycle.objects.create(
+        organization=branch, year=PAST_YEAR, quarter=0, state=ReviewCycle.State.PUBLICITY
+    )
+
+
+def test_my_rank_and_grade_wait_for_the_annual_review_publicity(client_for, members, past, record):
+    # given: totals computed, but the annual review not yet in publicity
+    zhang = members["member_a"]
+    record(zhang, past.speech, date(PAST_YEAR, 1, 10))
+
+    # when
+    response = client_for("member_a").get(reverse("scoring:my_points"), {"year": PAST_YEAR})
+
+    # then: my own total, but not my branch rank or grade
+    html = response.content.decode()
+    assert texts(html, "year-total") == ["105"]
+    assert texts(html, "rank") == ["年度评议公示后显示"]
+    assert texts(html, "grade") == []
+
+
 def test_my_points_shows_exactly_my_totals_rank_star_and_running_totals(
     client_for, members, past, record
 ):
@@ -241,6 +264,7 @@ def test_my_points_shows_exactly_my_totals_rank_star_and_running_totals(
     record(zhang, past.volunteer, date(PAST_YEAR, 8, 1), "10")
     record(zhang, past.volunteer, date(PAST_YEAR, 11, 1), "9")
     record(li, past.lecture, date(PAST_YEAR, 2, 1))
+    publish_annual_review(zhang.organization)
 
     # when
     response = client_for("member_a").get(reverse("scoring:my_points"), {"year": PAST_YEAR})
@@ -359,7 +383,7 @@ def test_a_reversal_is_shown_as_such_and_a_veto_as_a_veto_not_a_deduction(
         "一票否决 · 本年度有经支部党员大会表决确认的一票否决：年度积分清零，评定为不合格。"
     ]
     assert texts(html, "year-total") == ["0"]
-    assert texts(html, "grade") == ["年度等次 不合格"]
+    assert texts(html, "grade") == []  # the grade waits for the annual review's publicity
 
 
 def test_an_exempt_member_sees_the_ledger_with_a_note_that_they_are_not_ranked(
@@ -397,6 +421,7 @@ def test_a_candidate_is_ranked_in_the_candidates_list(client, tree, past, record
         tree.branch_a, "activist", name="吴十", category=Member.Category.ACTIVIST
     )
     record(member, past.speech, date(PAST_YEAR, 3, 1))
+    publish_annual_review(tree.branch_a)
     client.force_login(user)
 
     response = client.get(reverse("scoring:my_points"), {"year": PAST_YEAR})
