@@ -162,3 +162,16 @@ def test_demo_login_lands_where_home_for_sends_the_user(client, username, expect
     url_name, kwargs = home_for(User.objects.get(username=username))
     assert reverse(url_name, kwargs=kwargs) == expected_path
     assert response.wsgi_request.user.username == username
+
+
+def test_the_demo_committee_staff_may_edit_schemes_and_rules_in_the_admin():
+    # when
+    seed()
+
+    # then
+    staff = User.objects.get(username="dangwei")
+    assert staff.is_staff is True
+    assert staff.is_superuser is False
+    assert staff.has_perms(["scoring.change_scheme", "scoring.add_rule", "scoring.change_rule"])
+    assert staff.has_perm("scoring.change_entry") is False
+    assert staff.has_perm("scoring.view_entry") is True

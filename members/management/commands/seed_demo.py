@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from datetime import date
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -16,6 +16,7 @@ from reviews.demo import seed_demo_reviews
 from scoring.demo import seed_demo_scoring
 
 DEMO_PASSWORD = "Demo@2026"
+SCHEME_MODELS = ["scheme", "schemeadoption", "outcomeband", "rulecategory", "rule"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦方白邹孟熊秦邱江尹薛段雷侯龙史陶黎贺顾毛郝龚邵万钱严武戴孔汤"
 GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华建国红梅志明玉兰海燕晓东春梅文斌丹凤立新永辉淑珍德胜建华凤英俊峰国庆慧敏"
 
@@ -101,8 +102,18 @@ class Command(BaseCommand):
         used_names: set[str] = set()
         committee = _child(None, COMMITTEE, Organization.Kind.COMMITTEE)
         _user("admin", "系统管理员", is_staff=True, is_superuser=True)
-        role_assign(
-            user=_user("dangwei", "党委工作人员"), organization=committee, post=Role.Post.STAFF
+        staff = _user("dangwei", "党委工作人员", is_staff=True)
+        role_assign(user=staff, organization=committee, post=Role.Post.STAFF)
+        # Committee staff maintain the scheme in the admin (scoped there to their committee).
+        staff.user_permissions.add(
+            *Permission.objects.filter(
+                content_type__app_label="scoring",
+                content_type__model__in=SCHEME_MODELS,
+            ),
+            *Permission.objects.filter(
+                codename__startswith="view_",
+                content_type__app_label__in=["scoring", "reviews", "publicity"],
+            ),
         )
         branch_number = 0
         for general_index, (general_name, branch_names) in enumerate(TREE.items(), start=1):
