@@ -81,7 +81,7 @@ def _scope_ctes() -> str:
     each reversal dated in the year takes away)."""
     clip = _greatest("0", _least("after_times", "max_points_per_year - before_sum"))
     return f"""
-WITH scope AS ({_scope_rows_sql("scope")}),
+WITH scope AS (SELECT branch_id, scheme_id FROM recompute_scope),
 m AS (
     SELECT mm.id AS member_id, mm.organization_id AS branch_id, scope.scheme_id,
            SUBSTR(o.path, 1, {Organization.steplen}) AS committee_path,
@@ -146,6 +146,25 @@ reversals AS (
     LEFT JOIN capped_counted cc ON cc.id = rv.reverses_id
     WHERE rv.year = %(year)s AND rv.reverses_id IS NOT NULL
 )"""
+
+
+def _load_scope(cursor, params: dict) -> None:
+    """The (branch, scheme) pairs of this recompute as a temporary table with statistics, so
+    the planner knows how many members and entries are coming (a JSON function it cannot
+    see into made it choose nested loops at city scale)."""
+    cursor.execute("DROP TABLE IF EXISTS recompute_scope")
+    cursor.execute(
+        "CREATE TEMPORARY TABLE recompute_scope (branch_id bigint PRIMARY KEY, scheme_id bigint)"
+    )
+    cursor.execute(
+        f"INSERT INTO recompute_scope (branch_id, scheme_id) {_scope_rows_sql('scope')}", params
+    )
+    if connection.vendor == "postgresql":
+        cursor.execute("ANALYZE recompute_scope")
+
+
+def _drop_scope(cursor) -> None:
+    cursor.execute("DROP TABLE IF EXISTS recompute_scope")
 
 
 def _plain_filter() -> str:
@@ -387,6 +406,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
     assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
     changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
     with connection.cursor() as cursor:
+        _load_scope(cursor, params)
         # Members who left these branches: their rows move with them (upsert below) unless
         # they left the scope entirely, in which case they go.
         cursor.execute(
@@ -410,6 +430,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         )
         written = cursor.rowcount
         cursor.execute("DROP TABLE recompute_rows")
+        _drop_scope(cursor)
     return written
 
 
@@ -534,11 +555,13 @@ def stored_totals_mismatches(year: int, organization: Organization | None = None
             continue
         expected = {}
         with connection.cursor() as cursor:
+            _load_scope(cursor, params)
             cursor.execute(totals_sql(), params)
             columns = [column[0] for column in cursor.description]
             for row in cursor.fetchall():
                 values = dict(zip(columns, row, strict=True))
                 expected[(values["member_id"], values["quarter"])] = values
+            _drop_scope(cursor)
         stored = {
             (score.member_id, score.quarter): score
             for score in PeriodScore.objects.filter(
@@ -593,5 +616,8 @@ SELECT id, counted FROM reversals WHERE {_in_list("member_id", "members")}
 """
     )
     with connection.cursor() as cursor:
+        _load_scope(cursor, params)
         cursor.execute(sql, params)
-        return {entry_id: _decimal(counted) for entry_id, counted in cursor.fetchall()}
+        counted = {entry_id: _decimal(value) for entry_id, value in cursor.fetchall()}
+        _drop_scope(cursor)
+    return counted
