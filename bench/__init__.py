@@ -1,0 +1,1 @@
+"""City-scale benchmark of the recompute: ``python -m bench --help`` (see README.md here)."""
