@@ -25,11 +25,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from members.models import Member, Organization
 from members.permissions import Action, can, get_organization_or_404, member_of
-from scoring import services as scoring_services
-from scoring.formatting import signed
-from scoring.forms import APPROVE, DecisionForm
 from scoring.models import Declaration
 from scoring.schemes import effective_scheme
+from scoring.views.branch import decide_declaration
 
 from . import selectors, services
 from .forms import (
@@ -489,55 +487,13 @@ def committee_decide(request: HttpRequest, pk: int, declaration_pk: int) -> Http
         member__organization=cycle.organization,
         occurred_on__range=(first, last),
     )
-    form = DecisionForm(request.POST)
-    status = INVALID
-    if form.is_valid():
-        data = form.cleaned_data
-        names = {"name": declaration.member.name, "rule": declaration.rule.name}
-        try:
-            if data["decision"] == APPROVE:
-                entry = scoring_services.declaration_approve(
-                    user=request.user,
-                    declaration=declaration,
-                    points=data["points"],
-                    reason=data["reason"],
-                )
-            else:
-                scoring_services.declaration_reject(
-                    user=request.user, declaration=declaration, reason=data["reason"]
-                )
-        except (ValidationError, PermissionDenied) as error:
-            errors = _error_messages(error)
-            status = 403 if isinstance(error, PermissionDenied) else INVALID
-        else:
-            if data["decision"] != APPROVE:
-                message = _("已不予通过%(name)s的申报（%(rule)s）。") % names
-            elif entry.points != declaration.points:
-                message = _(
-                    "已通过%(name)s的申报（%(rule)s），核定为 %(points)s 分（申报 %(declared)s 分）。"
-                ) % {
-                    **names,
-                    "points": signed(entry.points),
-                    "declared": signed(declaration.points),
-                }
-            else:
-                message = _("已通过%(name)s的申报（%(rule)s），记入 %(points)s 分。") % {
-                    **names,
-                    "points": signed(entry.points),
-                }
-            messages.success(request, message)
-            return redirect(_cycle_url(cycle, "committee_review") + "#declarations")
-    else:
-        errors = _form_errors(form)
-    failed = {
-        "pk": declaration.pk,
-        "name": declaration.member.name,
-        "rule": declaration.rule.name,
-        "points": request.POST.get("points", ""),
-        "reason": request.POST.get("reason", ""),
-        "errors": errors,
-    }
-    return _render_committee(request, cycle, failed=failed, status=status)
+    decision = decide_declaration(request, declaration)
+    if decision.message:
+        messages.success(request, decision.message)
+        return redirect(_cycle_url(cycle, "committee_review") + "#declarations")
+    return _render_committee(
+        request, cycle, failed=decision.failed(request, declaration), status=decision.status
+    )
 
 
 def _roster(cycle: ReviewCycle) -> list[Member]:

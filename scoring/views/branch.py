@@ -8,6 +8,7 @@ the user typed, and nothing is written. A successful POST redirects with a messa
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import urlencode
 
@@ -508,6 +509,66 @@ def branch_declarations(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_declarations(request, branch)
 
 
+@dataclass
+class Decision:
+    """What became of a decision on a declaration: a success message, or the refusal."""
+
+    message: str = ""
+    errors: list[str] = field(default_factory=list)
+    status: int = INVALID
+
+    def failed(self, request: HttpRequest, declaration: Declaration) -> dict:
+        """The refused decision, for the page to show beside the declaration it concerns."""
+        return {
+            "pk": declaration.pk,
+            "name": declaration.member.name,
+            "rule": declaration.rule.name,
+            "points": request.POST.get("points", ""),
+            "reason": request.POST.get("reason", ""),
+            "errors": self.errors,
+        }
+
+
+def decide_declaration(request: HttpRequest, declaration: Declaration) -> Decision:
+    """Apply the posted decision (approve as declared, adjust with a reason, or reject) to
+    ``declaration`` through the services; shared by the declaration queue and the
+    committee review page."""
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        return Decision(
+            errors=[error for field_errors in form.errors.values() for error in field_errors]
+        )
+    data = form.cleaned_data
+    names = {"name": declaration.member.name, "rule": declaration.rule.name}
+    try:
+        if data["decision"] == APPROVE:
+            entry = services.declaration_approve(
+                user=request.user,
+                declaration=declaration,
+                points=data["points"],
+                reason=data["reason"],
+            )
+        else:
+            services.declaration_reject(
+                user=request.user, declaration=declaration, reason=data["reason"]
+            )
+    except (ValidationError, PermissionDenied) as error:
+        return Decision(errors=_error_messages(error), status=_refusal_status(error))
+    if data["decision"] != APPROVE:
+        return Decision(message=_("已不予通过%(name)s的申报（%(rule)s）。") % names)
+    if entry.points != declaration.points:
+        return Decision(
+            message=_(
+                "已通过%(name)s的申报（%(rule)s），核定为 %(points)s 分（申报 %(declared)s 分）。"
+            )
+            % {**names, "points": signed(entry.points), "declared": signed(declaration.points)}
+        )
+    return Decision(
+        message=_("已通过%(name)s的申报（%(rule)s），记入 %(points)s 分。")
+        % {**names, "points": signed(entry.points)}
+    )
+
+
 @login_required
 @require_POST
 def branch_declaration_decide(request: HttpRequest, pk: int, declaration_pk: int) -> HttpResponse:
@@ -518,55 +579,13 @@ def branch_declaration_decide(request: HttpRequest, pk: int, declaration_pk: int
         pk=declaration_pk,
         member__organization=branch,
     )
-    form = DecisionForm(request.POST)
-    status = INVALID
-    if form.is_valid():
-        data = form.cleaned_data
-        names = {"name": declaration.member.name, "rule": declaration.rule.name}
-        try:
-            if data["decision"] == APPROVE:
-                entry = services.declaration_approve(
-                    user=request.user,
-                    declaration=declaration,
-                    points=data["points"],
-                    reason=data["reason"],
-                )
-            else:
-                services.declaration_reject(
-                    user=request.user, declaration=declaration, reason=data["reason"]
-                )
-        except (ValidationError, PermissionDenied) as error:
-            errors = _error_messages(error)
-            status = _refusal_status(error)
-        else:
-            if data["decision"] != APPROVE:
-                message = _("已不予通过%(name)s的申报（%(rule)s）。") % names
-            elif entry.points != declaration.points:
-                message = _(
-                    "已通过%(name)s的申报（%(rule)s），核定为 %(points)s 分（申报 %(declared)s 分）。"
-                ) % {
-                    **names,
-                    "points": signed(entry.points),
-                    "declared": signed(declaration.points),
-                }
-            else:
-                message = _("已通过%(name)s的申报（%(rule)s），记入 %(points)s 分。") % {
-                    **names,
-                    "points": signed(entry.points),
-                }
-            messages.success(request, message)
-            return redirect("scoring:branch_declarations", pk=branch.pk)
-    else:
-        errors = [error for field_errors in form.errors.values() for error in field_errors]
-    failed = {
-        "pk": declaration.pk,
-        "name": declaration.member.name,
-        "rule": declaration.rule.name,
-        "points": request.POST.get("points", ""),
-        "reason": request.POST.get("reason", ""),
-        "errors": errors,
-    }
-    return _render_declarations(request, branch, failed=failed, status=status)
+    decision = decide_declaration(request, declaration)
+    if decision.message:
+        messages.success(request, decision.message)
+        return redirect("scoring:branch_declarations", pk=branch.pk)
+    return _render_declarations(
+        request, branch, failed=decision.failed(request, declaration), status=decision.status
+    )
 
 
 # --- the ledger (台账) and reversals ---------------------------------------------------------
