@@ -22,6 +22,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from members.models import Member
 from members.permissions import Action, can
+from members.refusals import INVALID
+from members.refusals import refusal_status as _status
+from members.refusals import refuse as _refuse
 from reviews.models import ReviewCycle
 from reviews.services import period_bounds
 from scoring.models import Entry, Rule
@@ -31,7 +34,6 @@ from . import selectors, services
 from .forms import AppealForm, ExamineForm, RaiseForm, RecheckForm, RulingForm
 from .models import Objection
 
-INVALID = 422
 State = Objection.State
 
 
@@ -58,19 +60,6 @@ def _own_member(request: HttpRequest, cycle: ReviewCycle) -> Member | None:
         .exclude(status=Member.Status.TRANSFERRED_OUT)
         .first()
     )
-
-
-def _status(error: Exception) -> int:
-    return 403 if isinstance(error, PermissionDenied) else INVALID
-
-
-def _refuse(form: Form, error: ValidationError | PermissionDenied) -> int:
-    """Put the service's message on the form; the status the page answers with."""
-    if isinstance(error, PermissionDenied):
-        form.add_error(None, str(error) or _("您没有进行此操作的权限。"))
-    else:
-        form.add_error(None, error)
-    return _status(error)
 
 
 def _window(cycle: ReviewCycle) -> dict:

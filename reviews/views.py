@@ -25,6 +25,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from members.models import Member, Organization
 from members.permissions import Action, can, get_organization_or_404, member_of
+from members.refusals import INVALID
+from members.refusals import error_messages as _error_messages
+from members.refusals import refuse as _refuse
 from scoring.models import Declaration
 from scoring.schemes import effective_scheme
 from scoring.views.branch import decide_declaration
@@ -49,7 +52,6 @@ from .notifications import notifications_mark_read
 
 State = ReviewCycle.State
 BRANCH = [Organization.Kind.BRANCH]
-INVALID = 422
 NOTIFICATIONS_PER_PAGE = 50
 
 ADVANCE_LABELS = {
@@ -96,19 +98,6 @@ def _year(request: HttpRequest) -> int:
     if value.isdigit() and 2000 <= int(value) <= 2100:
         return int(value)
     return timezone.localdate().year
-
-
-def _error_messages(error: ValidationError | PermissionDenied) -> list[str]:
-    if isinstance(error, PermissionDenied):
-        return [str(error) or _("您没有进行此操作的权限。")]
-    return list(error.messages)
-
-
-def _refuse(form, error: ValidationError | PermissionDenied) -> int:
-    """Put every message of the service's refusal on the form; the status to answer with."""
-    for message in _error_messages(error):
-        form.add_error(None, message)
-    return 403 if isinstance(error, PermissionDenied) else INVALID
 
 
 def _form_errors(form) -> list[str]:

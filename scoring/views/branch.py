@@ -28,6 +28,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from members.models import Member, Organization
 from members.permissions import Action, can, get_organization_or_404
+from members.refusals import INVALID
+from members.refusals import error_messages as _error_messages
+from members.refusals import refusal_status as _refusal_status
+from members.refusals import refuse as _refuse
 
 from .. import selectors, services
 from ..formatting import signed
@@ -49,7 +53,6 @@ from ..tasks import recompute_organization_task
 BRANCH = [Organization.Kind.BRANCH]
 ENTRIES_PER_PAGE = 100
 QUARTERS = (1, 2, 3, 4)
-INVALID = 422
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -78,25 +81,6 @@ def _url(name: str, branch: Organization, **query: object) -> str:
     url = reverse(f"scoring:{name}", kwargs={"pk": branch.pk})
     query = {key: value for key, value in query.items() if value is not None}
     return f"{url}?{urlencode(query)}" if query else url
-
-
-def _refusal_status(error: Exception) -> int:
-    return 403 if isinstance(error, PermissionDenied) else INVALID
-
-
-def _refuse(form, error: ValidationError | PermissionDenied) -> int:
-    """Put the service's message on the form; the status the page answers with."""
-    if isinstance(error, PermissionDenied):
-        form.add_error(None, str(error) or _("您没有进行此操作的权限。"))
-    else:
-        form.add_error(None, error)
-    return _refusal_status(error)
-
-
-def _error_messages(error: ValidationError | PermissionDenied) -> list[str]:
-    if isinstance(error, PermissionDenied):
-        return [str(error) or _("您没有进行此操作的权限。")]
-    return list(error.messages)
 
 
 def _recordable_members(branch: Organization) -> list[Member]:
