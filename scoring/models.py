@@ -621,3 +621,113 @@ class RankingState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.committee} {self.year}"
+
+
+def export_path(instance: ExportJob, filename: str) -> str:
+    """Stored name of a finished export: never the user's text, only ids and a random part."""
+    return f"exports/{instance.organization_id}/{instance.pk}-{uuid.uuid4().hex}.xlsx"
+
+
+class ExportJob(models.Model):
+    """导出任务: a workbook built in the background and kept for download.
+
+    Small exports may stream straight to the browser; big ones (a committee's annual
+    ranking) become a job that a Celery worker fills in while the page shows its progress."""
+
+    class Kind(models.TextChoices):
+        ANNUAL_RANKING = "annual_ranking", _("年度积分排名")
+        QUARTERLY_RANKING = "quarterly_ranking", _("季度积分排名")
+        BRANCH_LEDGER = "branch_ledger", _("支部积分台账")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("排队中")
+        RUNNING = "running", _("生成中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("失败")
+
+    kind = models.CharField(_("导出内容"), max_length=20, choices=Kind.choices)
+    organization = models.ForeignKey(
+        Organization, verbose_name=_("党组织"), on_delete=models.CASCADE, related_name="+"
+    )
+    year = models.PositiveSmallIntegerField(_("年度"))
+    quarter = models.PositiveSmallIntegerField(
+        _("季度"), default=0, validators=[MaxValueValidator(4)], help_text=_("0 表示全年。")
+    )
+    category = models.CharField(_("党员类别"), max_length=30, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("申请人"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    rows_total = models.PositiveIntegerField(_("总行数"), default=0)
+    rows_written = models.PositiveIntegerField(_("已写行数"), default=0)
+    file = models.FileField(_("文件"), upload_to=export_path, blank=True)
+    filename = models.CharField(_("下载文件名"), max_length=200, blank=True)
+    error = models.CharField(_("失败原因"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("申请时间"), auto_now_add=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("完成时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("导出任务")
+        verbose_name_plural = _("导出任务")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["requested_by", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.organization} {self.year}"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.rows_total:
+            return 0
+        return min(99, self.rows_written * 100 // self.rows_total)
+
+
+def ledger_import_path(instance: LedgerImport, filename: str) -> str:
+    return f"ledger-imports/{instance.branch_id}/{uuid.uuid4().hex}.xlsx"
+
+
+class LedgerImport(models.Model):
+    """台账导入: an uploaded spreadsheet of entries, checked row by row before anything is
+    recorded. The upload is kept, so what the secretary sent is never lost; ``rows`` holds
+    the preview (every row with what it will become or why it cannot be recorded)."""
+
+    class Status(models.TextChoices):
+        PREVIEWED = "previewed", _("待确认")
+        IMPORTED = "imported", _("已导入")
+        DISCARDED = "discarded", _("已放弃")
+
+    branch = models.ForeignKey(
+        Organization, verbose_name=_("党支部"), on_delete=models.CASCADE, related_name="+"
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("上传人"),
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    file = models.FileField(_("文件"), upload_to=ledger_import_path)
+    original_name = models.CharField(_("原文件名"), max_length=255)
+    rows = models.JSONField(_("预览"), default=list)
+    status = models.CharField(
+        _("状态"), max_length=10, choices=Status.choices, default=Status.PREVIEWED
+    )
+    token = models.UUIDField(_("导入凭据"), default=uuid.uuid4, unique=True, editable=False)
+    imported_count = models.PositiveIntegerField(_("已导入条数"), default=0)
+    created_at = models.DateTimeField(_("上传时间"), auto_now_add=True)
+    imported_at = models.DateTimeField(_("导入时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("台账导入")
+        verbose_name_plural = _("台账导入")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.branch} {self.original_name}"
