@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test lint migrate demo clean
+.PHONY: run test install install-test browser lint migrate demo clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("需要 Python 3.11 或更高版本 (Python 3.11+ required)") if sys.version_info < (3, 11) else None'
@@ -22,8 +22,17 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $@
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not
+# work on our intranet machines); CHROMIUM names another binary.
+CHROMIUM ?= /usr/bin/chromium
+APT_GET := $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get
+browser:
+	@test -x $(CHROMIUM) || { echo "安装 Chromium（浏览器测试用）: apt-get install chromium"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "没有找到 $(CHROMIUM)：请安装 Chromium 或设置 CHROMIUM=…"; exit 1; }
+
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test browser
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput

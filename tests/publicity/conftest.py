@@ -12,18 +12,15 @@ SQLite; pytest reports them as deselected.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from config import celery_app
 from members.models import Member
 from reviews import services as review_services
 from reviews.models import ReviewCycle
@@ -35,38 +32,10 @@ from tests.factories import Tree
 
 YEAR = timezone.localdate().year - 1
 QUARTER = 4
-HERE = Path(__file__).resolve().parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (not skip) this directory's ``postgres`` tests when running on SQLite."""
-    if "postgresql" in settings.DATABASES["default"]["ENGINE"]:
-        return
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        mine = HERE in Path(item.path).resolve().parents
-        if mine and item.get_closest_marker("postgres") is not None:
-            dropped.append(item)
-        else:
-            keep.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
 
 
 def in_quarter(month_in_quarter: int, day: int) -> date:
     return date(YEAR, 3 * (QUARTER - 1) + month_in_quarter, day)
-
-
-@pytest.fixture(autouse=True)
-def eager_celery() -> Iterator[None]:
-    """The recomputes the scoring services enqueue run in-process."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 @pytest.fixture

@@ -15,20 +15,16 @@ deselected where their backend is missing; pytest reports them as deselected.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from config import celery_app
 from members.models import Member, Organization, Role
 from members.services import member_create, organization_add, role_assign
 from reviews import services as reviews
@@ -40,41 +36,7 @@ from scoring.schemes import scheme_adopt, scheme_create_from_preset
 from tests.factories import UserFactory
 from tests.scoring.conftest import Rules, make_rules
 
-HERE = Path(__file__).resolve().parent
 State = ReviewCycle.State
-
-
-def is_postgresql() -> bool:
-    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (not skip) the tests of this directory whose backend is missing."""
-    postgres = is_postgresql()
-    broker = bool(os.environ.get("CELERY_BROKER_URL"))
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        mine = HERE in Path(item.path).resolve().parents
-        needs_postgres = item.get_closest_marker("postgres") is not None
-        needs_worker = item.get_closest_marker("worker") is not None
-        if mine and ((needs_postgres and not postgres) or (needs_worker and not broker)):
-            dropped.append(item)
-        else:
-            keep.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-
-@pytest.fixture(autouse=True)
-def eager_celery() -> Iterator[None]:
-    """Tasks run in-process unless a test sends them to the real worker itself."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 # --- dates ----------------------------------------------------------------------------------

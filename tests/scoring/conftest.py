@@ -9,18 +9,14 @@ deselected where their backend is missing; pytest reports them as deselected.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.contrib.auth.models import User
 
-from config import celery_app
 from members.models import Member, Organization, Role
 from members.services import member_create
 from scoring import services
@@ -30,40 +26,6 @@ from tests.factories import RoleFactory, Tree, UserFactory, build_tree
 
 # A whole past year: no date of it is "in the future", whatever day the suite runs.
 YEAR = 2025
-HERE = Path(__file__).resolve().parent
-
-
-def is_postgresql() -> bool:
-    return "postgresql" in settings.DATABASES["default"]["ENGINE"]
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (not skip) the tests of this directory whose backend is missing."""
-    postgres = is_postgresql()
-    broker = bool(os.environ.get("CELERY_BROKER_URL"))
-    keep: list[pytest.Item] = []
-    dropped: list[pytest.Item] = []
-    for item in items:
-        mine = HERE in Path(item.path).resolve().parents
-        needs_postgres = item.get_closest_marker("postgres") is not None
-        needs_worker = item.get_closest_marker("worker") is not None
-        if mine and ((needs_postgres and not postgres) or (needs_worker and not broker)):
-            dropped.append(item)
-        else:
-            keep.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
-
-
-@pytest.fixture(autouse=True)
-def eager_celery() -> Iterator[None]:
-    """Tasks run in-process unless a test starts the real worker path itself."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates)
-    celery_app.conf.task_always_eager = True
-    celery_app.conf.task_eager_propagates = True
-    yield
-    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
 
 def in_quarter(quarter: int, month_in_quarter: int = 1, day: int = 1, year: int = YEAR) -> date:
