@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test browser lint migrate demo clean
+.PHONY: run test install install-test browser lint migrate demo screenshots clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("需要 Python 3.11 或更高版本 (Python 3.11+ required)") if sys.version_info < (3, 11) else None'
@@ -50,6 +50,12 @@ test: install-test
 lint: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The README's screenshots, from the demo data (needs a CJK font for the Chinese text).
+screenshots: install-test
+	@fc-list :lang=zh | grep -q . || { echo "安装中文字体 fonts-noto-cjk（截图用）"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq fonts-noto-cjk >/dev/null; }
+	$(BIN)/python docs/screenshots/take.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

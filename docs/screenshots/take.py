@@ -1,0 +1,137 @@
+"""Take the README's screenshots from the demo data: ``make screenshots``.
+
+Serves the app on a throwaway SQLite database seeded with ``seed_demo`` and photographs
+each user's main pages in Debian's headless Chromium (Playwright), desktop pages at
+1366 px and the member's at a phone's 390 px. Chinese text needs a CJK font on the machine
+(``fonts-noto-cjk``); the Makefile target installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).resolve().parent
+PORT = int(os.environ.get("SCREENSHOT_PORT", "8765"))
+BASE = f"http://127.0.0.1:{PORT}"
+PASSWORD = "Demo@2026"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+def sign_in(page: Page, username: str) -> None:
+    page.goto(f"{BASE}/login/")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_load_state()
+
+
+def shoot(page: Page, path: str, name: str, *, full_page: bool = True) -> None:
+    page.goto(f"{BASE}{path}")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=OUT / f"{name}.png", full_page=full_page)
+    print(f"  {name}.png  ← {path}")
+
+
+def first_link(page: Page, pattern: str) -> str:
+    """The first link on the current page whose href matches ``pattern``."""
+    for href in page.eval_on_selector_all(
+        "a[href]", "links => links.map(a => a.getAttribute('href'))"
+    ):
+        if re.search(pattern, href):
+            return href
+    raise SystemExit(f"no link matching {pattern!r} on {page.url}")
+
+
+def take(browser) -> None:
+    desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = desktop.new_page()
+    sign_in(page, "shuji1")
+    ledger = page.url.removeprefix(BASE)
+    shoot(page, ledger, "branch-ledger")
+    shoot(page, first_link(page, r"/ledger/bulk/$"), "bulk-record")
+    page.goto(f"{BASE}{ledger}")
+    shoot(page, first_link(page, r"/table/"), "quarter-table")
+    page.goto(f"{BASE}{ledger}")
+    shoot(page, first_link(page, r"/ledger/import/$"), "ledger-import")
+    page.goto(f"{BASE}{ledger}")
+    shoot(page, first_link(page, r"/reviews/"), "reviews")
+    page.goto(f"{BASE}{ledger}")
+    shoot(page, first_link(page, r"^/branches/\d+/$"), "roster")
+    desktop.close()
+
+    committee = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = committee.new_page()
+    sign_in(page, "dangwei")
+    shoot(page, "/overview/", "overview")
+    shoot(page, first_link(page, r"/exports/"), "exports")
+    committee.close()
+
+    phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
+    page = phone.new_page()
+    sign_in(page, "dangyuan1")
+    shoot(page, page.url.removeprefix(BASE), "member-points")
+    shoot(page, first_link(page, r"/declare/"), "member-declare")
+    phone.close()
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as scratch:
+        environment = {
+            **os.environ,
+            "DATABASE_URL": f"sqlite:///{scratch}/screenshots.sqlite3",
+            "MEDIA_ROOT": f"{scratch}/media",
+            "DJANGO_DEBUG": "1",
+        }
+        environment.pop("CELERY_BROKER_URL", None)
+        manage = [sys.executable, str(ROOT / "manage.py")]
+        subprocess.run([*manage, "migrate", "--noinput", "-v0"], env=environment, check=True)
+        subprocess.run(
+            [*manage, "seed_demo"], env=environment, check=True, stdout=subprocess.DEVNULL
+        )
+        server = subprocess.Popen(
+            [*manage, "runserver", "--noreload", f"127.0.0.1:{PORT}"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"{BASE}/login/", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.2)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                take(browser)
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
