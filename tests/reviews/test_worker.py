@@ -9,140 +9,27 @@ scoring tests start a worker of their own on the same broker).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
+from collections.abc import Iterator
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from config import celery_app
 from reviews.models import CycleEvent, ReviewCycle
 from reviews.tasks import close_publicity_windows_task
 from scoring.models import PeriodLock
+from tests.workers import Worker, celery_worker, tasks_go_to_the_broker, wait_for
 
 from .conftest import build_world, drive_to, end_window, fresh, open_cycle
 
 pytestmark = [pytest.mark.postgres, pytest.mark.worker]
 
-POLL_SECONDS = 0.2
-TIMEOUT_SECONDS = 30.0
 State = ReviewCycle.State
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = TIMEOUT_SECONDS):
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
-def _database_url() -> str:
-    """The pytest test database (not the one DATABASE_URL names) as a URL for the worker."""
-    database = connection.settings_dict
-    user = quote(database["USER"] or "postgres")
-    password = f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else ""
-    host = database["HOST"] or "127.0.0.1"
-    port = database["PORT"] or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-    log: Path
-
-    def handled(self, task: str) -> int:
-        """How many runs of ``task`` the worker has logged as succeeded."""
-        text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if task in line and "succeeded" in line)
 
 
 @pytest.fixture(scope="module")
 def review_worker(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
     """A real worker (solo pool) on the test database and the broker of CELERY_BROKER_URL."""
-    name = f"pytest-reviews-{uuid.uuid4().hex[:8]}@%h"
-    log = tmp_path_factory.mktemp("celery-reviews") / "worker.log"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
-    environment.pop("EMAIL_URL", None)
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "--pool",
-        "solo",
-        "--loglevel",
-        "info",
-        "--hostname",
-        name,
-        "--without-gossip",
-        "--without-mingle",
-        "--purge",  # messages a killed earlier run left behind must not run on this database
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed command line
-            command,
-            cwd=settings.BASE_DIR,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        expected = name.replace("%h", "")
-
-        def answers() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the worker exited:\n{log.read_text()[-3000:]}")
-            with broker_of_the_worker():
-                replies = celery_app.control.ping(timeout=0.5) or []
-            return any(expected in host for reply in replies for host in reply)
-
-        try:
-            wait_for(answers, "the Celery worker to answer a ping", timeout=60)
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{log.read_text()[-3000:]}") from error
-        yield Worker(process=process, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@contextmanager
-def broker_of_the_worker() -> Iterator[None]:
-    """Publish instead of running in-process, to the broker the worker listens on."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = os.environ["CELERY_BROKER_URL"]
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.broker_url = previous
+    with celery_worker(tmp_path_factory.mktemp("celery-reviews"), label="pytest-reviews") as worker:
+        yield worker
 
 
 def test_the_worker_finalizes_a_cycle_whose_window_ended(
@@ -155,7 +42,7 @@ def test_the_worker_finalizes_a_cycle_whose_window_ended(
     handled = review_worker.handled("close_publicity_windows_task")
 
     # when: the scheduled job is sent to the broker
-    with broker_of_the_worker():
+    with tasks_go_to_the_broker():
         close_publicity_windows_task.delay()
         wait_for(
             lambda: (

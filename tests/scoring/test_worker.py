@@ -9,156 +9,33 @@ database, and is stopped before pytest drops that database.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from config import celery_app
 from members.models import Member
 from scoring import recompute, services
 from scoring.models import PeriodScore, RankingState
 from scoring.tasks import recompute_organization_task, refresh_committee_ranks_task
+from tests.workers import TIMEOUT_SECONDS, Worker, celery_worker, tasks_go_to_the_broker, wait_for
 
 from .conftest import YEAR, World, build_world
 
 pytestmark = pytest.mark.postgres
 
-POLL_SECONDS = 0.2
-TIMEOUT_SECONDS = 30.0
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = TIMEOUT_SECONDS):
-    """Poll ``condition`` until it is truthy; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(POLL_SECONDS)
-
-
-def _database_url() -> str:
-    """The pytest test database (not the one DATABASE_URL names) as a URL for the worker."""
-    database = connection.settings_dict
-    user = quote(database["USER"] or "postgres")
-    password = f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else ""
-    host = database["HOST"] or "127.0.0.1"
-    port = database["PORT"] or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{database['NAME']}"
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-    log: Path
-
-    def wait_for(self, condition: Callable[[], object], what: str):
-        """``wait_for`` that shows the end of the worker's log when it times out."""
-        try:
-            return wait_for(condition, what)
-        except AssertionError as error:
-            tail = self.log.read_text(errors="replace")[-4000:]
-            raise AssertionError(f"{error}\n--- worker log (end) ---\n{tail}") from None
-
-    def handled(self, task: str) -> int:
-        """How many runs of ``task`` the worker has logged as succeeded."""
-        text = self.log.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if task in line and "succeeded" in line)
-
 
 @pytest.fixture(scope="module")
 def celery_worker_process(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
-    """A real worker (prefork, 2 processes) on the test database and the CI's broker.
-
-    Depends on ``django_db_setup`` so that it stops before the test database is dropped;
-    module-scoped so that no other module's tasks reach it."""
-    broker = os.environ["CELERY_BROKER_URL"]
-    name = f"pytest-{uuid.uuid4().hex[:8]}@%h"
-    log = tmp_path_factory.mktemp("celery") / "worker.log"
-    environment = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": broker,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "--pool",
-        "prefork",
-        "--concurrency",
-        "2",
-        "--loglevel",
-        "info",
-        "--hostname",
-        name,
-        "--without-gossip",
-        "--without-mingle",
-        "--purge",  # messages a killed earlier run left behind must not run on this database
-    ]
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            command,
-            cwd=settings.BASE_DIR,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        expected = name.replace("%h", "")
-
-        def answers() -> bool:
-            if process.poll() is not None:
-                raise AssertionError(f"the worker exited:\n{log.read_text()[-3000:]}")
-            replies = celery_app.control.ping(timeout=0.5) or []
-            return any(expected in host for reply in replies for host in reply)
-
-        try:
-            wait_for(answers, "the Celery worker to answer a ping", timeout=60)
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{log.read_text()[-3000:]}") from error
-        yield Worker(process=process, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@contextmanager
-def tasks_go_to_the_broker() -> Iterator[None]:
-    """Publish instead of running in-process, to the broker the worker listens on."""
-    previous = (celery_app.conf.task_always_eager, celery_app.conf.broker_url)
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = os.environ["CELERY_BROKER_URL"]
-    try:
-        yield
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.broker_url = previous
+    """A real worker (prefork, 2 processes) on the test database and the CI's broker."""
+    with celery_worker(
+        tmp_path_factory.mktemp("celery"), pool="prefork", concurrency=2, label="pytest-scoring"
+    ) as worker:
+        yield worker
 
 
 @pytest.fixture
