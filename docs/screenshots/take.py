@@ -8,6 +8,8 @@ each user's main pages in Debian's headless Chromium (Playwright), desktop pages
 
 from __future__ import annotations
 
+import datetime
+import io
 import os
 import re
 import subprocess
@@ -17,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from openpyxl import load_workbook
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +37,7 @@ ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    "--lang=zh-CN",
 ]
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -64,19 +68,59 @@ def first_link(page: Page, pattern: str) -> str:
     raise SystemExit(f"no link matching {pattern!r} on {page.url}")
 
 
+def preview_an_import(page: Page, ledger: str) -> None:
+    """Fill the downloaded template with a few rows (one of them wrong) and photograph the
+    preview the upload gives."""
+    roster = ledger.removesuffix("ledger/")
+    page.goto(f"{BASE}{roster}")
+    names = page.locator("table a[href*='/members/']").all_inner_texts()[:4]
+    page.goto(f"{BASE}{ledger}import/")
+    template = page.request.get(f"{BASE}{first_link(page, r'/template')}")
+    workbook = load_workbook(io.BytesIO(template.body()))
+    guide = list(workbook["填写说明"].iter_rows(values_only=True))
+    header = next(index for index, row in enumerate(guide) if row and row[0] == "编号")
+    rules = [row for row in guide[header + 1 :] if row and row[3] == "加分"]
+    sheet = workbook["积分台账"]
+    sheet.delete_rows(2)
+    day = datetime.date.today().replace(day=1)
+    for index, name in enumerate(names):
+        code, _name, _category, _kind, points = rules[index % len(rules)][:5]
+        sheet.append(
+            [name, "", code, re.match(r"[+-]?[0-9.]+", str(points)).group(), day, "十一月主题党日"]
+        )
+    sheet.append(["查无此人", "", rules[0][0], "", day, "十一月主题党日"])
+    upload = io.BytesIO()
+    workbook.save(upload)
+    page.set_input_files(
+        "input[type=file]",
+        files=[
+            {
+                "name": "台账.xlsx",
+                "mimeType": "application/octet-stream",
+                "buffer": upload.getvalue(),
+            }
+        ],
+    )
+    page.get_by_role("button", name="上传并预览").click()
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=OUT / "ledger-import-preview.png", full_page=True)
+    print(f"  ledger-import-preview.png  ← {page.url.removeprefix(BASE)}")
+
+
 def take(browser) -> None:
     desktop = browser.new_context(viewport=DESKTOP, locale="zh-CN")
     page = desktop.new_page()
     sign_in(page, "shuji1")
     ledger = page.url.removeprefix(BASE)
     shoot(page, ledger, "branch-ledger")
-    shoot(page, first_link(page, r"/ledger/bulk/$"), "bulk-record")
+    shoot(page, first_link(page, r"/ledger/bulk/(\?|$)"), "bulk-record")
     page.goto(f"{BASE}{ledger}")
-    shoot(page, first_link(page, r"/table/"), "quarter-table")
+    shoot(page, first_link(page, r"/ledger/table/(\?|$)"), "quarter-table")
     page.goto(f"{BASE}{ledger}")
-    shoot(page, first_link(page, r"/ledger/import/$"), "ledger-import")
+    shoot(page, first_link(page, r"/ledger/import/(\?|$)"), "ledger-import")
+    preview_an_import(page, ledger)
     page.goto(f"{BASE}{ledger}")
-    shoot(page, first_link(page, r"/reviews/"), "reviews")
+    shoot(page, first_link(page, r"/reviews/(\?|$)"), "reviews")
     page.goto(f"{BASE}{ledger}")
     shoot(page, first_link(page, r"^/branches/\d+/$"), "roster")
     desktop.close()
