@@ -1,4 +1,5 @@
 """python -m bench [--scale 0.01] [--database-url URL] [--keep] [--reuse] [--experiments]
+(``python -m bench exports …``: the export benchmark, see bench/exports.py)
 
 Creates (or recreates) the benchmark database, migrates it, generates the dataset with
 COPY, measures the floor, the full recompute and the incremental recompute, prints a
@@ -360,6 +361,10 @@ def update_doc(scale: float, block: str, machine_info: dict, command: str) -> No
 
 def main(argv: list[str]) -> int:
     global DOC
+    if argv[:1] == ["exports"]:
+        from bench import exports
+
+        return exports.main(argv[1:])
     args = parse_args(argv)
     DOC = Path(args.doc).resolve()
     from bench import generate

@@ -44,6 +44,8 @@ class Action(StrEnum):
     RECHECK_OBJECTION = "recheck_objection"  # recheck an objection and answer (the recorder)
     HANDLE_APPEAL = "handle_appeal"  # examine an appeal (the discipline commissioner)
     RULE_OBJECTION = "rule_objection"  # the branch committee's final ruling
+    EXPORT_RANKING = "export_ranking"  # the annual / quarterly ranking workbook of an organization
+    EXPORT_LEDGER = "export_ledger"  # a branch's ledger workbook 台账
 
 
 Post = Role.Post
@@ -63,6 +65,8 @@ _BRANCH_LEADERS = _BRANCH_COMMITTEE | {
     Action.ADVANCE_CYCLE,
     Action.RECHECK_OBJECTION,
     Action.RULE_OBJECTION,
+    Action.EXPORT_RANKING,
+    Action.EXPORT_LEDGER,
 }
 
 POST_ACTIONS: dict[str, frozenset[Action]] = {
@@ -74,6 +78,8 @@ POST_ACTIONS: dict[str, frozenset[Action]] = {
             Action.RECOMPUTE,
             Action.MANAGE_SCHEME,
             Action.REOPEN_CYCLE,
+            Action.EXPORT_RANKING,
+            Action.EXPORT_LEDGER,
         }
     ),
     Post.SECRETARY: frozenset(_BRANCH_LEADERS),
@@ -85,6 +91,8 @@ POST_ACTIONS: dict[str, frozenset[Action]] = {
             Action.EXPORT_ROSTER,
             Action.RECORD_ENTRY,
             Action.RECHECK_OBJECTION,
+            Action.EXPORT_RANKING,
+            Action.EXPORT_LEDGER,
         }
     ),
     Post.DISCIPLINE_COMMISSIONER: frozenset(_BRANCH_COMMITTEE | {Action.HANDLE_APPEAL}),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -15,7 +14,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from .excel import WorkbookError, read_rows, write_workbook
+from .excel import WorkbookError, cell_date, cell_text, read_table, write_workbook
 from .models import Member, Organization
 
 HEADERS = [
@@ -112,51 +111,25 @@ def template_workbook() -> bytes:
     return buffer.getvalue()
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
-def _date(value: Any, label: str, reasons: list[str]) -> datetime.date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime.datetime):
-        return value.date()
-    if isinstance(value, datetime.date):
-        return value
-    text = _text(value).replace("/", "-").replace(".", "-")
-    try:
-        return datetime.date.fromisoformat(text)
-    except ValueError:
-        reasons.append(
-            _("%(label)s“%(value)s”不是有效日期，应如 1980-05-01。")
-            % {"label": label, "value": text}
-        )
-        return None
-
-
 def _parse_row(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Turn one row's cells into Member fields, with every reason it cannot be imported."""
     reasons: list[str] = []
-    name = _text(values.get("姓名"))
+    name = cell_text(values.get("姓名"))
     if not name:
         reasons.append(_("姓名不能为空。"))
     elif len(name) > 50:
         reasons.append(_("姓名超过 50 字。"))
 
-    gender_text = _text(values.get("性别"))
+    gender_text = cell_text(values.get("性别"))
     gender = _choice_lookup(Member.Gender).get(gender_text, None) if gender_text else ""
     if gender is None:
         reasons.append(_("性别“%(value)s”无法识别，应为“男”或“女”。") % {"value": gender_text})
 
-    phone = _text(values.get("手机号")).replace(" ", "").replace("-", "")
+    phone = cell_text(values.get("手机号")).replace(" ", "").replace("-", "")
     if phone and not PHONE_PATTERN.match(phone):
         reasons.append(_("手机号“%(value)s”不是 11 位手机号。") % {"value": phone})
 
-    category_text = _text(values.get("类别"))
+    category_text = cell_text(values.get("类别"))
     category = _choice_lookup(Member.Category).get(category_text)
     if not category_text:
         reasons.append(_("类别不能为空。"))
@@ -166,7 +139,7 @@ def _parse_row(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             % {"value": category_text, "options": "、".join(str(x) for x in Member.Category.labels)}
         )
 
-    status_text = _text(values.get("状态"))
+    status_text = cell_text(values.get("状态"))
     status = _choice_lookup(Member.Status).get(status_text)
     if not status_text:
         reasons.append(_("状态不能为空。"))
@@ -176,12 +149,12 @@ def _parse_row(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             % {"value": status_text, "options": "、".join(str(x) for x in Member.Status.labels)}
         )
 
-    cadre_text = _text(values.get("党员干部"))
+    cadre_text = cell_text(values.get("党员干部"))
     is_cadre = YES_NO.get(cadre_text)
     if is_cadre is None:
         reasons.append(_("党员干部应填“是”或“否”，而不是“%(value)s”。") % {"value": cadre_text})
 
-    exempt_reason = _text(values.get("不列入考核原因"))
+    exempt_reason = cell_text(values.get("不列入考核原因"))
     if status == Member.Status.EXEMPT and not exempt_reason:
         reasons.append(_("状态为“不列入积分考核”时须填写不列入考核原因。"))
     if len(exempt_reason) > 200:
@@ -191,8 +164,8 @@ def _parse_row(values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         "name": name,
         "gender": gender or "",
         "phone": phone,
-        "birth_date": _date(values.get("出生日期"), "出生日期", reasons),
-        "joined_on": _date(values.get("入党日期"), "入党日期", reasons),
+        "birth_date": cell_date(values.get("出生日期"), "出生日期", reasons),
+        "joined_on": cell_date(values.get("入党日期"), "入党日期", reasons),
         "category": category,
         "status": status,
         "is_cadre": bool(is_cadre),
@@ -212,33 +185,20 @@ def roster_import(*, branch: Organization, upload: IO[bytes], size: int) -> Impo
     if not branch.is_branch:
         result.file_error = _("名册只能导入到党支部。")
         return result
-    parsed: list[tuple[int, dict[str, Any], list[str]]] = []
     try:
-        rows = read_rows(
+        table = read_table(
             upload,
             size=size,
             max_bytes=settings.ROSTER_IMPORT_MAX_BYTES,
             max_rows=settings.ROSTER_IMPORT_MAX_ROWS,
+            required_headers=REQUIRED_HEADERS,
         )
-        header: list[str] | None = None
-        for number, values in rows:
-            if header is None:
-                header = [_text(value) for value in values]
-                missing = [name for name in REQUIRED_HEADERS if name not in header]
-                if missing:
-                    raise WorkbookError(
-                        _("第 1 行缺少必需的列：%(columns)s。请使用下载的模板。")
-                        % {"columns": "、".join(missing)}
-                    )
-                continue
-            if all(_text(value) == "" for value in values):
-                continue
-            cells = dict(zip(header, values, strict=False))
-            fields, reasons = _parse_row(cells)
-            parsed.append((number, fields, reasons))
     except WorkbookError as error:
         result.file_error = str(error)
         return result
+    parsed: list[tuple[int, dict[str, Any], list[str]]] = [
+        (number, *_parse_row(cells)) for number, cells in table
+    ]
     if not parsed:
         result.file_error = _("文件中没有党员数据行。")
         return result

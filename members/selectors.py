@@ -34,25 +34,33 @@ def roster_counts(branch: Organization) -> dict[str, int]:
     return counts
 
 
-def overview_organizations(user: User | AnonymousUser) -> QuerySet[Organization]:
-    """Every organization the user oversees, in tree order, with each branch's head count."""
-    return (
+def overview_choices(user: User | AnonymousUser) -> list[Organization]:
+    """The committees and general branches the user oversees, in tree order: the overview's
+    list of organizations (branches, which may be 15,000, are reached by name search)."""
+    return list(
         organizations_where(user, Action.VIEW_OVERVIEW)
-        .annotate(
-            member_count=Count("members", filter=~Q(members__status=Member.Status.TRANSFERRED_OUT))
-        )
+        .exclude(kind=Organization.Kind.BRANCH)
         .order_by("path")
     )
 
 
-def attach_review_badges(organizations: list[Organization], year: int) -> None:
-    """Give each branch its review state per quarter of ``year`` and the annual review
-    (``review_badges``), from one query for all of them."""
+def overview_default(
+    user: User | AnonymousUser, choices: list[Organization]
+) -> Organization | None:
+    """Where the overview opens: the highest organization the user oversees."""
+    if choices:
+        return min(choices, key=lambda organization: (organization.depth, organization.path))
+    return organizations_where(user, Action.VIEW_OVERVIEW).order_by("depth", "path").first()
+
+
+def overview_organization(user: User | AnonymousUser, pk: int) -> Organization | None:
+    """Organization ``pk`` if the user oversees it, else None."""
+    return organizations_where(user, Action.VIEW_OVERVIEW).filter(pk=pk).first()
+
+
+def review_badges(branch_ids: list[int], year: int) -> dict[int, list]:
+    """{branch id: its review badges for Q1–Q4 and the year} from one query (a page's branches)."""
     from reviews.selectors import period_badges, review_states
 
-    branch_ids = [organization.pk for organization in organizations if organization.is_branch]
     states = review_states(branch_ids, year)
-    for organization in organizations:
-        organization.review_badges = (
-            period_badges(states, organization.pk) if organization.is_branch else []
-        )
+    return {branch_id: period_badges(states, branch_id) for branch_id in branch_ids}

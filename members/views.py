@@ -2,15 +2,17 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from . import roster, selectors
 from .excel import XLSX_CONTENT_TYPE
-from .forms import RosterFilterForm, RosterImportForm
+from .forms import QUARTER_CHOICES, OverviewFilterForm, RosterFilterForm, RosterImportForm
 from .models import Member, Organization
 from .permissions import (
     Action,
@@ -49,32 +51,128 @@ def no_role(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def overview(request: HttpRequest) -> HttpResponse:
-    organizations = list(selectors.overview_organizations(request.user))
-    if not organizations:
+    """The committee's dashboard: every branch below the chosen organization for a period,
+    with totals, charts, the top and bottom lists and a paginated branch table; a constant
+    number of queries whatever the number of branches."""
+    from scoring import charts, summaries
+
+    choices = selectors.overview_choices(request.user)
+    default = selectors.overview_default(request.user, choices)
+    if default is None:
         raise Http404
-    branch_count = sum(1 for organization in organizations if organization.is_branch)
-    member_total = sum(o.member_count for o in organizations if o.is_branch)
-    today = timezone.localdate()
-    year = _overview_year(request, today.year)
-    selectors.attach_review_badges(organizations, year)
+    form = OverviewFilterForm(
+        request.GET,
+        organizations=choices or [default],  # a staff post held at a branch: that branch
+        find_organization=lambda pk: selectors.overview_organization(request.user, pk),
+    )
+    filters = form.filters(default_year=timezone.localdate().year, default_organization=default)
+    organization = filters["organization"]
+    year, quarter = filters["year"], filters["quarter"]
+    scope = summaries.summary_scope(
+        organization=organization, year=year, quarter=quarter, category=filters["category"]
+    )
+    # One aggregate over every branch of the scope; the page, the lists and the
+    # distribution all come from it (scoring.summaries.BranchTable).
+    table = summaries.branch_table(scope)
+    distribution = table.distribution
+    paginator = Paginator(table.ordered(filters["sort"], filters["branch"]), OVERVIEW_PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    shown = table.summaries(page.object_list)
+    badges = selectors.review_badges([summary.organization_id for summary in shown], year)
+    top_branches = [
+        summary
+        for summary in table.summaries(table.ordered("-fortress_index")[:5])
+        if summary.fortress_index is not None
+    ]
+    bottom_branches = [
+        summary
+        for summary in table.summaries(table.ordered("fortress_index")[:5])
+        if summary.fortress_index is not None
+    ]
+    query = {
+        "year": year,
+        "quarter": quarter,
+        "organization": organization.pk,
+        "category": filters["category"],
+        "branch": filters["branch"],
+        "sort": filters["sort"],
+    }
+    query = {key: value for key, value in query.items() if value != ""}
+    export_query = {
+        "kind": "quarterly_ranking" if quarter else "annual_ranking",
+        "organization": organization.pk,
+        "year": year,
+        "quarter": quarter,
+        "category": filters["category"],
+    }
     return render(
         request,
         "members/overview.html",
         {
-            "organizations": organizations,
-            "branch_count": branch_count,
-            "member_total": member_total,
-            "top_depth": organizations[0].depth,
+            "form": form,
+            "filter_errors": form.error_messages(),
+            "filters": filters,
+            "organization": organization,
+            "organization_choices": form.fields["organization"].widget.choices,
+            "quarter_choices": QUARTER_CHOICES,
+            "category_choices": form.fields["category"].choices,
             "year": year,
-            "previous_year": year - 1,
-            "next_year": year + 1 if year < today.year else None,
+            "quarter": quarter,
+            "period_label": dict(QUARTER_CHOICES)[str(quarter)],
+            "scope": scope,
+            "distribution": distribution,
+            "branch_count": len(table),
+            "page": page,
+            "rows": [(summary, badges[summary.organization_id]) for summary in shown],
+            "sort_links": _sort_links(query, filters["sort"]),
+            "page_query": urlencode(query),
+            "page_numbers": [
+                None if number == Paginator.ELLIPSIS else number
+                for number in page.paginator.get_elided_page_range(page.number, on_ends=1)
+            ],
+            "focus_query": urlencode(
+                {k: v for k, v in query.items() if k not in ("organization", "branch", "sort")}
+            ),
+            "export_query": urlencode(export_query),
+            "may_export": can(request.user, Action.EXPORT_RANKING, organization),
+            "top_branches": top_branches,
+            "bottom_branches": bottom_branches,
+            "top_members": summaries.top_members(scope, 10),
+            "bottom_members": summaries.bottom_members(scope, 10),
+            "star_chart": charts.row_chart(list(distribution.star_counts.items()))
+            if distribution.star_counts
+            else None,
+            "grade_chart": charts.row_chart(list(distribution.grade_counts.items()))
+            if distribution.grade_counts
+            else None,
+            "score_chart": charts.column_chart(
+                distribution.score_buckets,
+                edge_labels=[str(bound) for bound in summaries.BUCKET_BOUNDS],
+            ),
         },
     )
 
 
-def _overview_year(request: HttpRequest, default: int) -> int:
-    value = request.GET.get("year", "")
-    return int(value) if value.isdigit() and 2000 <= int(value) <= 2100 else default
+OVERVIEW_PAGE_SIZE = 50
+
+
+def _sort_links(query: dict, current: str) -> dict[str, dict]:
+    """For each sortable column ("fortress_index", "average", "name"): the link that sorts by
+    it (descending first for figures, a second click reverses) and its current direction."""
+    links = {}
+    for column, first in (("fortress_index", "-"), ("average", "-"), ("name", "")):
+        if current.lstrip("-") == column:
+            direction = "desc" if current.startswith("-") else "asc"
+            target = column if current.startswith("-") else f"-{column}"
+            if column == "name":
+                target, direction = ("path", "asc") if current == "name" else ("name", "")
+        else:
+            direction, target = "", f"{first}{column}"
+        links[column] = {
+            "url": "?" + urlencode({**query, "sort": target}),
+            "direction": direction,
+        }
+    return links
 
 
 @login_required

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext as _
 
 from members.models import Member, Organization
+from members.permissions import Action, organizations_where
 
 from .formatting import format_number
-from .models import Declaration, Entry, PeriodScore, Rule, Scheme
+from .models import Declaration, Entry, ExportJob, PeriodScore, Rule, Scheme
 from .recompute import counted_points
 from .schemes import effective_scheme
 
@@ -145,3 +146,43 @@ def branch_entries(branch: Organization, year: int, quarter: int | None = None) 
     return entries.select_related("member", "rule", "recorded_by", "approved_by").order_by(
         "occurred_on", "id"
     )
+
+
+def export_jobs_for(user) -> QuerySet[ExportJob]:
+    """The export jobs a user may see: their own, where they still hold the export right
+    (the same rule as ``scoring.exports.may_download``), newest first."""
+    if not user.is_authenticated or not user.is_active:
+        return ExportJob.objects.none()
+    rankings = organizations_where(user, Action.EXPORT_RANKING)
+    ledgers = organizations_where(user, Action.EXPORT_LEDGER)
+    return (
+        ExportJob.objects.filter(requested_by=user)
+        .filter(
+            Q(
+                kind__in=[ExportJob.Kind.ANNUAL_RANKING, ExportJob.Kind.QUARTERLY_RANKING],
+                organization__in=rankings,
+            )
+            | Q(kind=ExportJob.Kind.BRANCH_LEDGER, organization__in=ledgers)
+        )
+        .select_related("organization")
+        .order_by("-created_at", "-id")
+    )
+
+
+EXPORT_ORGANIZATIONS_LISTED = 500
+
+
+def export_organizations(user, *, include: Organization | None = None) -> list[Organization]:
+    """The organizations the exports page offers, in tree order: where the user may export,
+    the committees and general branches only when they reach any (a committee's thousands of
+    branches are reached from each branch's ledger page, which names its branch), plus
+    ``include`` (the one the page was opened for, already checked by the caller)."""
+    reachable = organizations_where(user, Action.EXPORT_RANKING) | organizations_where(
+        user, Action.EXPORT_LEDGER
+    )
+    above_branches = reachable.exclude(kind=Organization.Kind.BRANCH)
+    listed = above_branches if above_branches.exists() else reachable
+    organizations = list(listed.distinct().order_by("path")[:EXPORT_ORGANIZATIONS_LISTED])
+    if include is not None and include not in organizations:
+        organizations = sorted([*organizations, include], key=lambda o: o.path)
+    return organizations

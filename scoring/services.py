@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -26,7 +27,7 @@ from members.models import Member, Organization
 from members.permissions import Action, can
 
 from .evidence import check_evidence
-from .formatting import signed
+from .formatting import format_number, signed
 from .models import (
     Declaration,
     Entry,
@@ -79,13 +80,44 @@ def _enqueue_recompute(member_ids: Iterable[int], year: int) -> None:
     transaction.on_commit(lambda: recompute_members_task.delay(ids, year), robust=True)
 
 
+@dataclass
+class _Lookups:
+    """Answers remembered inside ``lookups_remembered``."""
+
+    schemes: dict[tuple[int, int], Scheme | None] = field(default_factory=dict)
+    locks: dict[tuple[int, int, int], PeriodLock | None] = field(default_factory=dict)
+    capped: dict[tuple[int, str, int], list[_CapItem]] = field(default_factory=dict)
+
+
+_lookups: ContextVar[_Lookups | None] = ContextVar("scoring_lookups", default=None)
+
+
+@contextmanager
+def lookups_remembered() -> Iterator[None]:
+    """Within the block, the scheme a branch uses in a year, the locked periods and a
+    member's capped entries of a rule are read once and remembered: an import checks
+    thousands of rows against the same few answers instead of querying for each row.
+
+    For one bulk check or load only: the block must not change schemes or locks itself.
+    Entries written inside it (``_write_entry``) drop what was remembered of their caps."""
+    token = _lookups.set(_Lookups())
+    try:
+        yield
+    finally:
+        _lookups.reset(token)
+
+
 def locked_period(organization: Organization, day: date) -> PeriodLock | None:
     """The lock covering ``day`` for this branch (its own, or one set above it)."""
+    lookups = _lookups.get()
+    key = (organization.pk, day.year, quarter_of(day))
+    if lookups is not None and key in lookups.locks:
+        return lookups.locks[key]
     ancestor_paths = [
         organization.path[:end]
         for end in range(Organization.steplen, len(organization.path) + 1, Organization.steplen)
     ]
-    return (
+    lock = (
         PeriodLock.objects.filter(
             organization__path__in=ancestor_paths,
             year=day.year,
@@ -94,6 +126,9 @@ def locked_period(organization: Organization, day: date) -> PeriodLock | None:
         .order_by("quarter")
         .first()
     )
+    if lookups is not None:
+        lookups.locks[key] = lock
+    return lock
 
 
 def ensure_period_open(organization: Organization, day: date) -> None:
@@ -124,6 +159,29 @@ def parse_points(value: object) -> Decimal | None:
     return points.quantize(TWO_PLACES)
 
 
+def ensure_not_future(occurred_on: date) -> None:
+    if occurred_on > timezone.localdate():
+        raise ValidationError(_("发生日期不能晚于今天。"), code="future_date")
+
+
+def require_scheme(branch: Organization, year: int) -> Scheme:
+    """The scheme ``branch`` uses in ``year``; refused when it has none."""
+    lookups = _lookups.get()
+    if lookups is not None and (branch.pk, year) in lookups.schemes:
+        scheme = lookups.schemes[(branch.pk, year)]
+    else:
+        scheme = effective_scheme(branch, year)
+        if lookups is not None:
+            lookups.schemes[(branch.pk, year)] = scheme
+    if scheme is None:
+        raise ValidationError(
+            _("%(branch)s %(year)s 年度尚未采用积分细则，请先由党委工作人员设定。")
+            % {"branch": branch.name, "year": year},
+            code="no_scheme",
+        )
+    return scheme
+
+
 @dataclass(frozen=True)
 class Scored:
     """A validated (member, rule, points, date) ready to be written."""
@@ -147,15 +205,8 @@ def validate_scoring(
     branch = member.organization
     if member.status == Member.Status.TRANSFERRED_OUT:
         raise ValidationError(_("%(name)s已转出，不能再记分。") % {"name": member.name})
-    if occurred_on > timezone.localdate():
-        raise ValidationError(_("发生日期不能晚于今天。"), code="future_date")
-    scheme = effective_scheme(branch, occurred_on.year)
-    if scheme is None:
-        raise ValidationError(
-            _("%(branch)s %(year)s 年度尚未采用积分细则，请先由党委工作人员设定。")
-            % {"branch": branch.name, "year": occurred_on.year},
-            code="no_scheme",
-        )
+    ensure_not_future(occurred_on)
+    scheme = require_scheme(branch, occurred_on.year)
     if rule.scheme_id != scheme.pk:
         raise ValidationError(
             _("细则项“%(rule)s”不属于本支部 %(year)s 年度采用的积分细则。")
@@ -210,6 +261,9 @@ def _write_entry(
     reason: str = "",
     form_token: uuid.UUID | None = None,
 ) -> Entry:
+    lookups = _lookups.get()
+    if lookups is not None:
+        lookups.capped.pop((scored.member.pk, scored.rule.code, scored.occurred_on.year), None)
     return Entry.objects.create(
         member=scored.member,
         organization=scored.member.organization,
@@ -231,7 +285,7 @@ def _write_entry(
     )
 
 
-def _clean_description(description: str) -> str:
+def clean_description(description: str) -> str:
     description = (description or "").strip()
     if not description:
         raise ValidationError(_("请填写事项说明。"), code="description_required")
@@ -244,6 +298,159 @@ def _claim_form_token(form_token: uuid.UUID | None) -> None:
     if form_token is not None and Entry.objects.filter(form_token=form_token).exists():
         raise ValidationError(
             _("这张表单已经提交过，记录已保存，请勿重复提交。"), code="duplicate_submission"
+        )
+
+
+def validate_recording(
+    *, member: Member, rule: Rule, points: Decimal | None, occurred_on: date, description: str
+) -> tuple[Scored, str]:
+    """What recording one entry checks before it writes (besides the recorder's rights and
+    the form token): the scored entry and the cleaned description."""
+    if rule.kind == Rule.Kind.VETO:
+        raise ValidationError(
+            _("一票否决须经支部党员大会表决，请使用“一票否决”登记并填写表决结果。"),
+            code="veto_needs_vote",
+        )
+    description = clean_description(description)
+    scored = validate_scoring(member=member, rule=rule, points=points, occurred_on=occurred_on)
+    return scored, description
+
+
+@dataclass(frozen=True)
+class _CapItem:
+    occurred_on: date
+    order: tuple[int, int]  # ledger rows by id, then the ones still to be written in turn
+    quarter: int
+    points: Decimal
+    max_times_per_quarter: int | None
+    max_points_per_year: Decimal | None
+    is_reversed: bool = False
+
+
+def _capped_total(items: Sequence[_CapItem], *, with_yearly_cap: bool = True) -> Decimal:
+    """What these entries (one member, one rule code, one year) count together under the caps,
+    as ``scoring.recompute`` computes it: in date order, past ``max_times_per_quarter`` an
+    entry counts 0; ``max_points_per_year`` clips the running sum. A reversed entry keeps its
+    place but counts nothing (its reversal takes back what it counted)."""
+    times: dict[int, int] = {}
+    running = Decimal("0")
+    total = Decimal("0")
+    for item in sorted(items, key=lambda item: (item.occurred_on, item.order)):
+        times[item.quarter] = times.get(item.quarter, 0) + 1
+        value = item.points
+        if (
+            item.max_times_per_quarter is not None
+            and times[item.quarter] > item.max_times_per_quarter
+        ):
+            value = Decimal("0")
+        counted = value
+        if with_yearly_cap and item.max_points_per_year is not None:
+            counted = max(Decimal("0"), min(value, item.max_points_per_year - running))
+        running += value
+        if not item.is_reversed:
+            total += counted
+    return total
+
+
+def _capped_entries(member: Member, code: str, year: int) -> list[_CapItem]:
+    """The ledger's entries of ``member`` under capped rules with this code in ``year``."""
+    lookups = _lookups.get()
+    key = (member.pk, code, year)
+    if lookups is not None and key in lookups.capped:
+        return lookups.capped[key]
+    capped = Q(rule__max_times_per_quarter__isnull=False) | Q(
+        rule__max_points_per_year__isnull=False
+    )
+    ledger = Entry.objects.filter(
+        capped, member=member, year=year, rule__code=code, reverses__isnull=True
+    ).values_list(
+        "id",
+        "occurred_on",
+        "quarter",
+        "points",
+        "rule__max_times_per_quarter",
+        "rule__max_points_per_year",
+        "reversal",
+    )
+    items = [
+        _CapItem(day, (0, pk), quarter, points, times, cap, reversal is not None)
+        for pk, day, quarter, points, times, cap, reversal in ledger
+    ]
+    if lookups is not None:
+        lookups.capped[key] = items
+    return items
+
+
+def validate_caps(scored: Scored, *, earlier: Sequence[Scored] = ()) -> None:
+    """Refuse an entry that would not count in full under its rule's caps, given the ledger
+    and ``earlier`` (entries about to be written before it, e.g. the rows above it in an
+    imported file). Recording one entry by hand does not ask this: an entry past a cap stays
+    in the ledger, marked as not counted; an import refuses it instead."""
+    rule = scored.rule
+    if rule.max_times_per_quarter is None and rule.max_points_per_year is None:
+        return
+    year = scored.occurred_on.year
+    items = [*_capped_entries(scored.member, rule.code, year)]
+    items += [
+        _CapItem(
+            other.occurred_on,
+            (1, index),
+            quarter_of(other.occurred_on),
+            other.points,
+            other.rule.max_times_per_quarter,
+            other.rule.max_points_per_year,
+        )
+        for index, other in enumerate(earlier)
+        if other.member.pk == scored.member.pk
+        and other.rule.code == rule.code
+        and other.occurred_on.year == year
+        and (other.rule.max_times_per_quarter, other.rule.max_points_per_year) != (None, None)
+    ]
+    candidate = _CapItem(
+        scored.occurred_on,
+        (1, len(earlier)),
+        quarter_of(scored.occurred_on),
+        scored.points,
+        rule.max_times_per_quarter,
+        rule.max_points_per_year,
+    )
+    with_candidate = [*items, candidate]
+    if (
+        _capped_total(with_candidate, with_yearly_cap=False)
+        - _capped_total(items, with_yearly_cap=False)
+        != scored.points
+    ):
+        quarter = quarter_of(scored.occurred_on)
+        raise ValidationError(
+            _(
+                "细则项“%(rule)s”每季度最多计 %(times)s 次，%(name)s %(year)s年第%(quarter)s季度"
+                "已达上限，此条不会计分。"
+            )
+            % {
+                "rule": rule.name,
+                "times": rule.max_times_per_quarter,
+                "name": scored.member.name,
+                "year": year,
+                "quarter": quarter,
+            },
+            code="over_cap",
+        )
+    before = _capped_total(items)
+    if _capped_total(with_candidate) - before != scored.points:
+        raise ValidationError(
+            _(
+                "细则项“%(rule)s”每年最多计 %(cap)s 分，%(name)s %(year)s年已计 %(counted)s 分，"
+                "此条 %(points)s 分超出上限。"
+            )
+            % {
+                "rule": rule.name,
+                "cap": format_number(rule.max_points_per_year),
+                "name": scored.member.name,
+                "year": year,
+                "counted": format_number(before),
+                "points": signed(scored.points),
+            },
+            code="over_cap",
         )
 
 
@@ -260,13 +467,9 @@ def entry_record(
 ) -> Entry:
     """Record points straight into the ledger (a recorder or the branch's leaders)."""
     _require(user, Action.RECORD_ENTRY, member.organization)
-    if rule.kind == Rule.Kind.VETO:
-        raise ValidationError(
-            _("一票否决须经支部党员大会表决，请使用“一票否决”登记并填写表决结果。"),
-            code="veto_needs_vote",
-        )
-    description = _clean_description(description)
-    scored = validate_scoring(member=member, rule=rule, points=points, occurred_on=occurred_on)
+    scored, description = validate_recording(
+        member=member, rule=rule, points=points, occurred_on=occurred_on, description=description
+    )
     _claim_form_token(form_token)
     try:
         with transaction.atomic():
@@ -311,7 +514,7 @@ def entries_record_bulk(
         raise ValidationError(_("一票否决不能批量登记。"), code="veto_needs_vote")
     if not members:
         raise ValidationError(_("请至少选择一名党员。"), code="no_members")
-    description = _clean_description(description)
+    description = clean_description(description)
     ensure_period_open(branch, occurred_on)
     _claim_form_token(form_token)
     result = BulkResult(entries=[], skipped=[])
@@ -374,7 +577,7 @@ def entries_record_grid(
     _require(user, Action.RECORD_ENTRY, branch)
     if not cells:
         raise ValidationError(_("表格中没有填写任何分值。"), code="empty_grid")
-    description = _clean_description(description)
+    description = clean_description(description)
     _claim_form_token(form_token)
     problems: list[str] = []
     scored_cells: list[Scored] = []
@@ -435,7 +638,7 @@ def veto_record(
     _require(user, Action.RECORD_VETO, member.organization)
     if rule.kind != Rule.Kind.VETO:
         raise ValidationError(_("请选择一票否决类细则项。"), code="not_veto")
-    description = _clean_description(description)
+    description = clean_description(description)
     counts = {
         "voting_members": voting_members,
         "attendance": attendance,

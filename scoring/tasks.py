@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from members.models import Organization
 
-from . import recompute
+from . import exports, recompute
 
 TASK_OPTIONS = {
     "acks_late": True,
@@ -81,3 +81,15 @@ def sweep_stale_ranks_task() -> int:
     for state in RankingState.objects.filter(ranks_dirty_since__isnull=False):
         refreshed += recompute.refresh_committee_ranks(state.committee, state.year)
     return refreshed
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=exports.SOFT_TIME_LIMIT,
+    time_limit=exports.HARD_TIME_LIMIT,
+)
+def export_run(job_id: int) -> str:
+    """Write one export job's workbook (``scoring.exports.export_job_run``). Not retried:
+    a failed job says why on the page, and the user asks again."""
+    return exports.export_job_run(job_id=job_id)

@@ -114,6 +114,8 @@ def _context(request: HttpRequest, branch: Organization, year: int, **extra: obj
             "review": can(user, Action.REVIEW_DECLARATION, branch),
             "reverse": can(user, Action.REVERSE_ENTRY, branch),
             "recompute": can(user, Action.RECOMPUTE, branch),
+            "export_ledger": can(user, Action.EXPORT_LEDGER, branch),
+            "export_ranking": can(user, Action.EXPORT_RANKING, branch),
         },
     }
     context.update(extra)

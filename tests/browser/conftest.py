@@ -49,11 +49,6 @@ PHONE = {"width": 390, "height": 844}  # a common phone, portrait
 TIMEOUT_MS = 15_000
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        item.add_marker(pytest.mark.postgres)
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from scoring.models import Rule
 
 from .conftest import PHONE, Branch, sign_in
+
+pytestmark = pytest.mark.postgres  # the live server needs committed data
 
 
 def watch(page: Page) -> list[str]:

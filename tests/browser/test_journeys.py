@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+import pytest
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
@@ -22,6 +23,8 @@ from scoring.models import Entry, PeriodScore, Rule, RuleCategory
 from .conftest import PHONE, Branch, sign_in
 
 ATTENDANCE = "参加主题党日活动"
+
+pytestmark = pytest.mark.postgres  # the live server needs committed data
 
 
 def attendance_rule(branch: Branch) -> Rule:
