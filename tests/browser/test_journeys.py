@@ -16,8 +16,11 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from openpyxl import load_workbook
 from playwright.sync_api import expect
 
+from scoring import recompute
+from scoring import services as scoring
 from scoring.models import Entry, PeriodScore, Rule, RuleCategory
 
 from .conftest import PHONE, Branch, sign_in
@@ -98,3 +101,56 @@ def test_member_sees_the_new_points_on_a_phone(new_page, branch: Branch):
     # Phone-first: nothing is wider than the screen.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width == PHONE["width"]
+
+
+def test_committee_staff_export_the_annual_ranking(new_page, branch: Branch, settings, tmp_path):
+    # given: three members with points above the base; everyone else at the base 100
+    settings.MEDIA_ROOT = tmp_path
+    year = timezone.localdate().year
+    day = timezone.localdate().replace(day=1)
+    top, second, third = branch.members[4], branch.members[7], branch.members[9]
+    for member, rule in (
+        (top, branch.rules.lecture),
+        (second, branch.rules.adopted),
+        (third, branch.rules.suggestion),
+    ):
+        scoring.entry_record(
+            user=branch.secretary,
+            member=member,
+            rule=rule,
+            points=None,
+            occurred_on=day,
+            description="年度工作",
+        )
+    recompute.recompute_organization(branch.tree.committee, year)
+    page = new_page(accept_downloads=True)
+    sign_in(page, "dangwei")
+
+    # when: from the overview, ask for the annual ranking and download it when it is ready
+    page.goto(reverse("members:overview"))
+    page.get_by_role("link", name="导出年度积分排名（Excel）").click()
+    page.get_by_role("button", name="开始导出").click()
+    link = page.get_by_test_id("export-download").first
+    expect(link).to_be_visible()
+    with page.expect_download() as download:
+        link.click()
+    path = tmp_path / "ranking.xlsx"
+    download.value.save_as(path)
+
+    # then: the workbook opens, ranked as the ledger says
+    assert download.value.suggested_filename.endswith(".xlsx")
+    workbook = load_workbook(path, read_only=True)
+    assert workbook.sheetnames == ["总排名", "支部汇总", "统计"]
+    rows = list(workbook["总排名"].iter_rows(values_only=True))
+    header = next(index for index, row in enumerate(rows) if row[0] == "党委排名")
+    columns = rows[header]
+    data = [dict(zip(columns, row, strict=False)) for row in rows[header + 1 :]]
+    assert len(data) == 30
+    assert [(row["党委排名"], row["姓名"], row["年度总分"]) for row in data[:4]] == [
+        (1, top.name, 150),
+        (2, second.name, 120),
+        (3, third.name, 110),
+        (4, data[3]["姓名"], 100),
+    ]
+    assert {row["党委排名"] for row in data[3:]} == {4}
+    assert {row["所在支部"] for row in data} == {"甲党支部"}
