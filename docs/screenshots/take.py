@@ -129,7 +129,11 @@ def take(browser) -> None:
     page = committee.new_page()
     sign_in(page, "dangwei")
     shoot(page, "/overview/", "overview")
-    shoot(page, first_link(page, r"/exports/"), "exports")
+    page.goto(f"{BASE}{first_link(page, r'/exports/')}")
+    page.get_by_role("button", name="开始导出").click()  # eager: done before the redirect
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=OUT / "exports.png", full_page=True)
+    print(f"  exports.png  ← {page.url.removeprefix(BASE)} (after 开始导出)")
     committee.close()
 
     phone = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
