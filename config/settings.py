@@ -31,6 +31,7 @@ ENVIRONMENT_VARIABLES = {
     "DJANGO_CSRF_TRUSTED_ORIGINS": "comma-separated origins for CSRF behind a proxy",
     "DJANGO_HTTPS": "served over HTTPS: secure cookies, HSTS, redirect to HTTPS",
     "DJANGO_BEHIND_PROXY": "trust X-Forwarded-Proto and X-Forwarded-For from the reverse proxy",
+    "STALE_TOTALS_GRACE_SECONDS": "age of a stale-totals mark the scheduled sweep recomputes (120)",
     "AXES_FAILURE_LIMIT": "failed sign-ins before a username is locked from that address (5)",
     "AXES_COOLOFF_MINUTES": "how long such a lock lasts, in minutes (15)",
     "DATABASE_URL": "database; SQLite file in var/ when unset",
@@ -282,12 +283,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reviews.tasks.remind_publicity_task",
         "schedule": crontab(minute=0, hour=9),
     },
+    "sweep-stale-totals": {
+        "task": "scoring.tasks.sweep_stale_totals_task",
+        "schedule": crontab(minute="*/5"),
+    },
     "sweep-stale-ranks": {
         "task": "scoring.tasks.sweep_stale_ranks_task",
         "schedule": crontab(minute="*/10"),
     },
 }
 # Committee-wide ranks follow an approved change after this delay (changes coalesce).
+# A branch's "totals wait for a recompute" mark older than this is the sweep's to clear.
+STALE_TOTALS_GRACE_SECONDS = env.int("STALE_TOTALS_GRACE_SECONDS", default=120)
 COMMITTEE_RANK_DELAY_SECONDS = 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 

@@ -731,3 +731,26 @@ class LedgerImport(models.Model):
 
     def __str__(self) -> str:
         return f"{self.branch} {self.original_name}"
+
+
+class StaleTotals(models.Model):
+    """积分待更新: a branch-year whose totals a recorded change has not reached yet.
+
+    Written in the recording's own transaction — so a broker outage cannot lose it — and
+    removed by the recompute that covers the branch, in that recompute's transaction. The
+    pages say "totals are being updated" while it exists, and a scheduled sweep recomputes
+    whatever the normal after-commit task did not (``scoring.tasks.sweep_stale_totals_task``).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    requested_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "year"], name="stale_totals_unique")
+        ]
+        indexes = [models.Index(fields=["requested_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.year}"

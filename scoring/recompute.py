@@ -33,7 +33,7 @@ from django.utils import timezone
 
 from members.models import Member, Organization
 
-from .models import PeriodScore, RankingState
+from .models import PeriodScore, RankingState, StaleTotals
 from .schemes import effective_schemes
 
 
@@ -474,6 +474,14 @@ def _committee_of(organization: Organization) -> Organization:
     return Organization.objects.get(path=organization.path[: Organization.steplen])
 
 
+def _claim_stale(branch_ids: list[int], year: int) -> None:
+    """Take the branches' "totals wait for a recompute" marks in this transaction, before the
+    ledger is read: a change committed after this point marks its branch again (and waits on
+    this row until we commit), so no change is left without either its mark or its totals;
+    if this recompute fails, the rollback restores the marks."""
+    StaleTotals.objects.filter(organization_id__in=branch_ids, year=year).delete()
+
+
 def _lock_state(committee: Organization, year: int) -> RankingState:
     """Serialize recomputes of one committee-year: the row lock is held to commit."""
     RankingState.objects.get_or_create(committee=committee, year=year)
@@ -492,6 +500,7 @@ def recompute_organization(organization: Organization, year: int) -> int:
         ).values_list("id", flat=True)
     )
     whole_committee = organization.pk == committee.pk
+    _claim_stale(branch_ids, year)
     written = _write(year, branch_ids, whole_committee=whole_committee)
     if not whole_committee:
         rank_committee(committee, year)
@@ -507,18 +516,31 @@ def recompute_members(member_ids: list[int], year: int) -> list[int]:
     """Recompute the periods of the branches these members belong to (set-wise, so members
     without entries get their rows too) and of any branch a member has left, with their
     branch ranks, and mark the committees' ranks stale. Returns the committees' ids."""
-    members = list(Member.objects.filter(id__in=member_ids).select_related("organization"))
+    members = list(Member.objects.filter(id__in=member_ids).values_list("id", "organization_id"))
     if not members:
         return []
-    committees = {_committee_of(member.organization) for member in members}
-    states = [_lock_state(committee, year) for committee in sorted(committees, key=lambda c: c.pk)]
-    branch_ids = sorted({member.organization_id for member in members})
+    branch_ids = {branch_id for _member, branch_id in members}
     left_branches = set(
-        PeriodScore.objects.filter(member_id__in=[m.pk for m in members], year=year)
+        PeriodScore.objects.filter(member_id__in=[member for member, _branch in members], year=year)
         .exclude(organization_id__in=branch_ids)
         .values_list("organization_id", flat=True)
     )
-    _write(year, sorted(set(branch_ids) | left_branches), whole_committee=False)
+    return recompute_branches(sorted(branch_ids | left_branches), year)
+
+
+@transaction.atomic
+def recompute_branches(branch_ids: list[int], year: int) -> list[int]:
+    """Recompute these branches' periods with their branch ranks and mark their committees'
+    ranks stale (the committee ranks follow in ``refresh_committee_ranks``). Returns the
+    committees' ids."""
+    branches = list(Organization.objects.filter(id__in=branch_ids))
+    if not branches:
+        return []
+    committees = {_committee_of(branch) for branch in branches}
+    states = [_lock_state(committee, year) for committee in sorted(committees, key=lambda c: c.pk)]
+    ids = sorted(branch.pk for branch in branches)
+    _claim_stale(ids, year)
+    _write(year, ids, whole_committee=False)
     now = timezone.now()
     for state in states:
         if state.ranks_dirty_since is None:

@@ -12,7 +12,7 @@ from members.models import Member, Organization
 from members.permissions import Action, organizations_where
 
 from .formatting import format_number
-from .models import Declaration, Entry, ExportJob, PeriodScore, Rule, Scheme
+from .models import Declaration, Entry, ExportJob, PeriodScore, Rule, Scheme, StaleTotals
 from .recompute import counted_points
 from .schemes import effective_scheme
 
@@ -186,3 +186,8 @@ def export_organizations(user, *, include: Organization | None = None) -> list[O
     if include is not None and include not in organizations:
         organizations = sorted([*organizations, include], key=lambda o: o.path)
     return organizations
+
+
+def totals_updating(branch_ids: list[int], year: int) -> bool:
+    """Whether a recorded change in these branches has not reached their totals yet."""
+    return StaleTotals.objects.filter(organization_id__in=branch_ids, year=year).exists()

@@ -35,6 +35,7 @@ from .models import (
     PeriodLock,
     Rule,
     Scheme,
+    StaleTotals,
     VetoVote,
     quarter_of,
 )
@@ -75,9 +76,28 @@ def _enqueue_recompute(member_ids: Iterable[int], year: int) -> None:
     if deferred is not None:
         deferred.update((member_id, year) for member_id in ids)
         return
-    # robust: with the broker down the change is still saved; the scheduled sweep and the
-    # quarter recompute bring the totals up to date later.
+    mark_totals_stale(
+        Member.objects.filter(id__in=ids).values_list("organization_id", flat=True).distinct(),
+        year,
+    )
+    # robust: with the broker down the change is still saved, and so is the mark above; the
+    # scheduled sweep recomputes the branch once the broker is back.
     transaction.on_commit(lambda: recompute_members_task.delay(ids, year), robust=True)
+
+
+def mark_totals_stale(branch_ids: Iterable[int], year: int) -> None:
+    """Record, in the caller's transaction, that these branches' totals for ``year`` wait for
+    a recompute (one row per branch-year, its time moved forward)."""
+    now = timezone.now()
+    StaleTotals.objects.bulk_create(
+        [
+            StaleTotals(organization_id=branch_id, year=year, requested_at=now)
+            for branch_id in branch_ids
+        ],
+        update_conflicts=True,
+        unique_fields=["organization", "year"],
+        update_fields=["requested_at"],
+    )
 
 
 @dataclass

@@ -8,7 +8,7 @@ of one committee-year are serialized by a row lock in the database (``RankingSta
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from celery import shared_task
 from django.conf import settings
@@ -69,6 +69,26 @@ def recompute_after_quarter_task() -> list[int]:
     for root_id in roots:
         recompute_organization_task.delay(root_id, year)
     return roots
+
+
+@shared_task(**TASK_OPTIONS)
+def sweep_stale_totals_task() -> int:
+    """Scheduled sweep: recompute every branch-year still marked stale a while after its
+    change (the after-commit task normally clears the mark within a second; a mark this old
+    means the broker or a worker was down), then the committee ranks they affect."""
+    from .models import StaleTotals
+
+    cutoff = timezone.now() - timedelta(seconds=settings.STALE_TOTALS_GRACE_SECONDS)
+    stale: dict[int, list[int]] = {}
+    for branch_id, year in StaleTotals.objects.filter(requested_at__lte=cutoff).values_list(
+        "organization_id", "year"
+    ):
+        stale.setdefault(year, []).append(branch_id)
+    for year, branch_ids in sorted(stale.items()):
+        for committee_id in recompute.recompute_branches(branch_ids, year):
+            committee = Organization.objects.get(pk=committee_id)
+            recompute.refresh_committee_ranks(committee, year)
+    return sum(len(branch_ids) for branch_ids in stale.values())
 
 
 @shared_task(**TASK_OPTIONS)

@@ -14,12 +14,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from celery import Celery
 from django.conf import settings
 from django.db import connection
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
 
 from config import celery_app
 
@@ -53,6 +56,25 @@ def worker_database_url() -> str:
 class Worker:
     process: subprocess.Popen
     log: Path
+    command: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    restarts: int = 0
+
+    def restart_if_exited(self) -> bool:
+        """Start the worker again if it has exited, as the deployment's supervisor does
+        (``restart: unless-stopped`` in docker-compose.yml); True if it had to."""
+        if self.process.poll() is None:
+            return False
+        with self.log.open("a") as output:
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=settings.BASE_DIR,
+                env=self.environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        self.restarts += 1
+        return True
 
     def wait_for(
         self, condition: Callable[[], object], what: str, timeout: float = TIMEOUT_SECONDS
@@ -83,18 +105,59 @@ def tasks_go_to_the_broker() -> Iterator[None]:
 
 
 @contextmanager
+def _client(broker_url: str) -> Iterator[Celery]:
+    """A bare Celery client on ``broker_url``. Celery lets CELERY_BROKER_URL in the
+    environment win over any broker it is given, so the variable is set while it works."""
+    previous = os.environ.get("CELERY_BROKER_URL")
+    os.environ["CELERY_BROKER_URL"] = broker_url
+    client = Celery("pytest-client", broker=broker_url, set_as_current=False)
+    try:
+        yield client
+    finally:
+        client.close()
+        if previous is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous
+
+
+def ping(broker_url: str) -> list[dict]:
+    """The workers on ``broker_url`` that answer a ping (none while the broker is away)."""
+    with _client(broker_url) as client:
+        try:
+            return client.control.ping(timeout=0.5) or []
+        except (OperationalError, RedisError, OSError):
+            return []
+
+
+def send_task(broker_url: str, name: str) -> None:
+    """Publish task ``name`` on ``broker_url``, as beat does on schedule."""
+    with _client(broker_url) as client:
+        client.send_task(name)
+
+
+@contextmanager
 def celery_worker(
-    log_directory: Path, *, pool: str = "solo", concurrency: int = 1, label: str = "pytest"
+    log_directory: Path,
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    label: str = "pytest",
+    broker_url: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[Worker]:
-    """Start a worker, wait until it answers a ping, and stop it on the way out."""
+    """Start a worker (on ``broker_url``, by default CELERY_BROKER_URL), wait until it
+    answers a ping, and stop it on the way out."""
     name = f"{label}-{uuid.uuid4().hex[:8]}@%h"
     log = log_directory / "worker.log"
+    broker_url = broker_url or os.environ["CELERY_BROKER_URL"]
     environment = {
         **os.environ,
         "DATABASE_URL": worker_database_url(),
-        "CELERY_BROKER_URL": os.environ["CELERY_BROKER_URL"],
+        "CELERY_BROKER_URL": broker_url,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "PYTHONUNBUFFERED": "1",
+        **(environment or {}),
     }
     environment.pop("EMAIL_URL", None)
     command = [
@@ -125,15 +188,16 @@ def celery_worker(
         def answers() -> bool:
             if process.poll() is not None:
                 raise AssertionError(f"the worker exited:\n{log.read_text()[-3000:]}")
-            with tasks_go_to_the_broker():
-                replies = celery_app.control.ping(timeout=0.5) or []
+            replies = ping(broker_url)
             return any(expected in host for reply in replies for host in reply)
 
         try:
             wait_for(answers, "the Celery worker to answer a ping", timeout=60)
         except AssertionError as error:
             raise AssertionError(f"{error}\n{log.read_text()[-3000:]}") from error
-        yield Worker(process=process, log=log)
+        worker = Worker(process=process, log=log, command=command, environment=environment)
+        yield worker
+        process = worker.process
     finally:
         process.terminate()
         try:

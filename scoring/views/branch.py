@@ -117,6 +117,8 @@ def _context(request: HttpRequest, branch: Organization, year: int, **extra: obj
             "export_ledger": can(user, Action.EXPORT_LEDGER, branch),
             "export_ranking": can(user, Action.EXPORT_RANKING, branch),
         },
+        # Evaluated only by the pages that show totals (the template calls it).
+        "totals_updating": lambda: selectors.totals_updating([branch.pk], year),
     }
     context.update(extra)
     return context

@@ -229,6 +229,7 @@ def my_points(request: HttpRequest) -> HttpResponse:
         ),
         "quarters": quarters,
         "has_entries": any(block.rows for block in quarters),
+        "totals_updating": selectors.totals_updating([member.organization_id], year),
         "chart": growth_chart(ledger, last_quarter),
         "is_unranked": member.status in Member.UNRANKED_STATUSES,
         "may_declare": can(request.user, Action.DECLARE, member.organization),

@@ -20,6 +20,7 @@ class Response:
     status: int
     url: str
     text: str
+    location: str = ""
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -53,7 +54,8 @@ class Session:
             with self.opener.open(request, timeout=30) as answer:
                 return Response(answer.status, answer.url, answer.read().decode())
         except urllib.error.HTTPError as error:
-            return Response(error.code, error.url, error.read().decode())
+            location = error.headers.get("Location", "")
+            return Response(error.code, error.url, error.read().decode(), location)
 
     def get(self, path: str) -> Response:
         return self.request("GET", path)
