@@ -74,6 +74,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "axes",
     "bootstrap",
@@ -283,6 +287,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "reviews.tasks.remind_publicity_task",
         "schedule": crontab(minute=0, hour=9),
     },
+    "purge-idempotency-keys": {
+        "task": "members.tasks.purge_idempotency_keys_task",
+        "schedule": crontab(minute=40, hour=3),
+    },
     "sweep-stale-totals": {
         "task": "scoring.tasks.sweep_stale_totals_task",
         "schedule": crontab(minute="*/5"),
@@ -293,16 +301,67 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 # Committee-wide ranks follow an approved change after this delay (changes coalesce).
+# How long the API remembers an Idempotency-Key and its answer.
+IDEMPOTENCY_KEY_DAYS = 7
 # A branch's "totals wait for a recompute" mark older than this is the sweep's to clear.
 STALE_TOTALS_GRACE_SECONDS = env.int("STALE_TOTALS_GRACE_SECONDS", default=120)
 COMMITTEE_RANK_DELAY_SECONDS = 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 
+# The REST API (/api/v1/, see config/api_urls.py): the same permission module and services as
+# the pages. Token (phone app, other systems) or session (the browser) authentication; one
+# error shape (members.api.errors); throttled per client with the cache above.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: an unauthenticated request is answered 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON everywhere; the declaration endpoint also takes multipart (evidence files).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "members.api.pagination.PagePagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "members.api.throttling.AnonymousThrottle",
+        "members.api.throttling.SignedInThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {"anon": "60/minute", "user": "3000/hour"},
+    "EXCEPTION_HANDLER": "members.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "members.api.schema.ApiAutoSchema",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "党员积分 API",
+    "DESCRIPTION": (
+        "党员积分（Party Points）REST API v1：与网页使用同一套权限和业务规则。"
+        "认证：`Authorization: Token <token>`（POST /api/v1/auth/token/ 获取）或浏览器会话。"
+        "超出权限范围的对象一律返回 404；可见但无权操作返回 403；业务规则拒绝返回 422。"
+        "所有错误的响应体均为 {code, message, errors}。"
+        "创建类 POST 请求可带 Idempotency-Key 请求头，重试时返回首次的响应。"
+    ),
+    "VERSION": "1.0.0",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrganizationKindEnum": "members.models.Organization.Kind",
+        "MemberCategoryEnum": "members.models.Member.Category",
+        "RuleKindEnum": "scoring.models.Rule.Kind",
+        "AppraisalRatingEnum": "reviews.models.Appraisal.Rating",
+        "ReviewCycleStateEnum": "reviews.models.ReviewCycle.State",
+        "ObjectionStateEnum": "publicity.models.Objection.State",
+        "MemberStatusEnum": "members.models.Member.Status",
+        "DeclarationStatusEnum": "scoring.models.Declaration.Status",
+        "ExportJobKindEnum": "scoring.models.ExportJob.Kind",
+        "ExportJobStatusEnum": "scoring.models.ExportJob.Status",
+    },
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -18,6 +18,7 @@ urlpatterns = [
     ),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
+    path("api/", include("config.api_urls")),
     path("", include("members.urls")),
     path("", include("scoring.urls")),
     path("", include("publicity.urls")),

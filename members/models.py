@@ -159,3 +159,38 @@ class Role(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} · {self.get_post_display()} · {self.user}"
+
+
+class IdempotencyKey(models.Model):
+    """An ``Idempotency-Key`` an API client sent with a POST, and the answer it got.
+
+    The row is inserted before the request is carried out, in the same transaction, so a
+    second request with the same key waits on the unique constraint until the first one
+    commits, then finds the stored answer and replays it: one object, one answer. A request
+    that fails stores nothing (its transaction rolls back), so the client may retry it."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("用户"),
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    key = models.CharField(_("幂等键"), max_length=255)
+    method = models.CharField(_("请求方法"), max_length=10)
+    path = models.CharField(_("请求路径"), max_length=500)
+    fingerprint = models.CharField(_("请求摘要"), max_length=64)
+    status_code = models.PositiveSmallIntegerField(_("响应状态码"), null=True)
+    response_body = models.JSONField(_("响应内容"), null=True)
+    response_headers = models.JSONField(_("响应头"), default=dict)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("幂等键")
+        verbose_name_plural = _("幂等键")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")
+        ]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.key}"
