@@ -77,7 +77,7 @@ def _enqueue_recompute(member_ids: Iterable[int], year: int) -> None:
         deferred.update((member_id, year) for member_id in ids)
         return
     mark_totals_stale(
-        Member.objects.filter(id__in=ids).values_list("organization_id", flat=True).distinct(),
+        Member.objects.filter(id__in=ids).order_by().values_list("organization_id", flat=True),
         year,
     )
     # robust: with the broker down the change is still saved, and so is the mark above; the
@@ -92,7 +92,7 @@ def mark_totals_stale(branch_ids: Iterable[int], year: int) -> None:
     StaleTotals.objects.bulk_create(
         [
             StaleTotals(organization_id=branch_id, year=year, requested_at=now)
-            for branch_id in branch_ids
+            for branch_id in sorted(set(branch_ids))  # one row each, in a fixed lock order
         ],
         update_conflicts=True,
         unique_fields=["organization", "year"],
