@@ -204,8 +204,12 @@ def test_recording_survives_a_redis_outage_and_the_sweep_catches_up(transactiona
         # the broker vanishes under an unacknowledged message; its supervisor restarts it),
         # and beat sends the sweep
         redis.start()
-        worker.restart_if_exited()
-        worker.wait_for(lambda: ping(redis.url), "the worker to reconnect", timeout=60)
+
+        def worker_answers() -> list[dict]:
+            worker.restart_if_exited()  # it may die while reconnecting, too
+            return ping(redis.url)
+
+        worker.wait_for(worker_answers, "the worker to reconnect", timeout=90)
         send_task(redis.url, "scoring.tasks.sweep_stale_totals_task")
 
         # then: the totals follow the ledger, nothing lost or doubled, the page is calm again
