@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "bootstrap",
     "treebeard",
     "django_fsm",
+    "simple_history",
     "members",
     "scoring",
     "reviews",
@@ -101,6 +102,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Records the signed-in user on every history row a request writes (members/audit.py).
+    "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: it turns a locked-out sign-in into its lockout response.
     "axes.middleware.AxesMiddleware",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 
-from .permissions import Action, branches_where, member_of, organizations_where
+from .permissions import Action, branches_where, holds, member_of, organizations_where
 
 
 def navigation(request: HttpRequest) -> dict:
@@ -17,6 +17,8 @@ def navigation(request: HttpRequest) -> dict:
             or organizations_where(user, Action.VIEW_OVERVIEW).exists(),
             "nav_branches": list(branches_where(user, Action.VIEW_ROSTER).order_by("path")[:20]),
             "nav_member": member_of(user),
+            # No query: the posts were loaded (and cached on the user) by the lines above.
+            "has_audit": holds(user, Action.VIEW_AUDIT),
         }
 
     return {"nav": items}

@@ -135,3 +135,35 @@ class OverviewFilterForm(forms.Form):
             f"{self.fields[name].label}：{' '.join(str(error) for error in errors)}"
             for name, errors in self.errors.items()
         ]
+
+
+class AuditFilterForm(forms.Form):
+    """The audit page's filters (GET); an invalid value is dropped and its error shown."""
+
+    organization = forms.IntegerField(label=_("党组织"), required=False, min_value=1)
+    kind = forms.ChoiceField(label=_("记录类别"), required=False)
+    date_from = forms.DateField(
+        label=_("起始日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label=_("截止日期"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    actor = forms.CharField(label=_("操作人"), required=False, max_length=50)
+    page = forms.IntegerField(required=False, min_value=1, max_value=100000)
+
+    def __init__(self, *args, kind_choices: list[tuple[str, str]], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [("", _("全部类别")), *kind_choices]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", _("截止日期不能早于起始日期。"))
+        return data
+
+    def value(self, name: str):
+        """The cleaned value of ``name``, or None when it is missing or invalid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return self.cleaned_data.get(name) if name not in self.errors else None

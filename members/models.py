@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 from treebeard.mp_tree import MP_Node
 
 
@@ -24,6 +25,8 @@ class Organization(MP_Node):
     name = models.CharField(_("名称"), max_length=100)
     kind = models.CharField(_("类型"), max_length=20, choices=Kind.choices)
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    history = HistoricalRecords(excluded_fields=["numchild"])
 
     class Meta:
         verbose_name = _("党组织")
@@ -90,6 +93,8 @@ class Member(models.Model):
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("党员")
         verbose_name_plural = _("党员")
@@ -145,6 +150,8 @@ class Role(models.Model):
     )
     post = models.CharField(_("职务"), max_length=30, choices=Post.choices)
     created_at = models.DateTimeField(_("任职登记时间"), auto_now_add=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("职务")

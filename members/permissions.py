@@ -46,6 +46,7 @@ class Action(StrEnum):
     RULE_OBJECTION = "rule_objection"  # the branch committee's final ruling
     EXPORT_RANKING = "export_ranking"  # the annual / quarterly ranking workbook of an organization
     EXPORT_LEDGER = "export_ledger"  # a branch's ledger workbook 台账
+    VIEW_AUDIT = "view_audit"  # the audit history of every change (members/audit.py)
 
 
 Post = Role.Post
@@ -80,6 +81,7 @@ POST_ACTIONS: dict[str, frozenset[Action]] = {
             Action.REOPEN_CYCLE,
             Action.EXPORT_RANKING,
             Action.EXPORT_LEDGER,
+            Action.VIEW_AUDIT,
         }
     ),
     Post.SECRETARY: frozenset(_BRANCH_LEADERS),
@@ -95,7 +97,9 @@ POST_ACTIONS: dict[str, frozenset[Action]] = {
             Action.EXPORT_LEDGER,
         }
     ),
-    Post.DISCIPLINE_COMMISSIONER: frozenset(_BRANCH_COMMITTEE | {Action.HANDLE_APPEAL}),
+    Post.DISCIPLINE_COMMISSIONER: frozenset(
+        _BRANCH_COMMITTEE | {Action.HANDLE_APPEAL, Action.VIEW_AUDIT}
+    ),
     Post.COMMITTEE_MEMBER: frozenset(_BRANCH_COMMITTEE),
     Post.RECORDER: frozenset(_READ | {Action.RECORD_ENTRY, Action.RECHECK_OBJECTION}),
     MEMBER_POST: frozenset(
@@ -140,6 +144,14 @@ def posts_of(user: User | AnonymousUser) -> set[str]:
 
 def _paths_with(user: User | AnonymousUser, action: Action) -> list[str]:
     return [path for path, post in _grants(user) if action in POST_ACTIONS.get(post, ())]
+
+
+def holds(user: User | AnonymousUser, action: Action) -> bool:
+    """Does ``user`` hold ``action`` anywhere? Free once the user's posts are loaded (the
+    navigation asks it after ``organizations_where`` has loaded them)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return user.is_superuser or bool(_paths_with(user, action))
 
 
 def can(user: User | AnonymousUser, action: Action, organization: Organization) -> bool:

@@ -6,6 +6,7 @@ app_name = "members"
 
 urlpatterns = [
     path("overview/", views.overview, name="overview"),
+    path("audit/", views.audit, name="audit"),
     path("branches/<int:pk>/", views.branch_roster, name="roster"),
     path("branches/<int:pk>/roster/template.xlsx", views.roster_template, name="roster_template"),
     path("branches/<int:pk>/roster/import/", views.roster_import, name="roster_import"),

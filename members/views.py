@@ -10,9 +10,16 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
+from . import audit as audit_selectors
 from . import roster, selectors
 from .excel import XLSX_CONTENT_TYPE
-from .forms import QUARTER_CHOICES, OverviewFilterForm, RosterFilterForm, RosterImportForm
+from .forms import (
+    QUARTER_CHOICES,
+    AuditFilterForm,
+    OverviewFilterForm,
+    RosterFilterForm,
+    RosterImportForm,
+)
 from .models import Member, Organization
 from .permissions import (
     Action,
@@ -243,4 +250,48 @@ def roster_export(request: HttpRequest, pk: int) -> HttpResponse:
     date = timezone.localdate().isoformat()
     return _xlsx_response(
         roster.roster_export(branch=branch, members=members), f"{branch.name}-党员名册-{date}.xlsx"
+    )
+
+
+@login_required
+def audit(request: HttpRequest) -> HttpResponse:
+    """操作记录: who changed what in an organization, newest first (members/audit.py)."""
+    default = audit_selectors.audit_default(request.user)
+    if default is None:
+        raise Http404
+    form = AuditFilterForm(request.GET, kind_choices=audit_selectors.kind_choices())
+    form.is_valid()
+    chosen = form.value("organization")
+    organization = (
+        get_organization_or_404(request.user, Action.VIEW_AUDIT, chosen) if chosen else default
+    )
+    filters = audit_selectors.Filters(
+        kind=form.value("kind") or "",
+        date_from=form.value("date_from"),
+        date_to=form.value("date_to"),
+        actor=(form.value("actor") or "").strip(),
+    )
+    page = audit_selectors.audit_page(organization, filters, form.value("page") or 1)
+    query = {
+        "organization": organization.pk,
+        "kind": filters.kind,
+        "date_from": filters.date_from.isoformat() if filters.date_from else "",
+        "date_to": filters.date_to.isoformat() if filters.date_to else "",
+        "actor": filters.actor,
+    }
+    choices = audit_selectors.audit_choices(request.user)
+    if organization not in choices:
+        choices.append(organization)
+    return render(
+        request,
+        "members/audit.html",
+        {
+            "form": form,
+            "organization": organization,
+            "organization_choices": choices,
+            "kind_choices": form.fields["kind"].choices,
+            "filters": filters,
+            "page": page,
+            "page_query": urlencode({key: value for key, value in query.items() if value}),
+        },
     )

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from simple_history.models import HistoricalRecords
 
 from members.models import Member, Organization
 
@@ -49,6 +50,8 @@ class ReviewCycle(ConcurrentTransitionMixin, models.Model):
         help_text=_("重新打开后，初评意见、党员大会和签字确认须重新进行。"),
     )
     created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("评议")
@@ -164,6 +167,8 @@ class SelfAssessment(models.Model):
     submitted_at = models.DateTimeField(_("提交时间"), auto_now_add=True)
     updated_at = models.DateTimeField(_("修改时间"), auto_now=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("党员自评")
         verbose_name_plural = _("党员自评")
@@ -188,6 +193,8 @@ class CommitteeMeeting(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     recorded_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("支委会")
@@ -234,6 +241,8 @@ class GeneralMeeting(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     recorded_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("党员大会")

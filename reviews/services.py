@@ -257,11 +257,11 @@ def cycle_advance(
         transaction.on_commit(lambda: notify_publicity_open(moved.pk), robust=True)
         return moved
     # PUBLICITY → FINALIZED: lock the period and report to the committee.
-    moved = _move(cycle, "finalize", user=user, note=note)
+    # Saved with the transition itself, so the audit history has one row for the move.
     now = timezone.now()
-    moved.finalized_at = now
-    moved.reported_at = now
-    ReviewCycle.objects.filter(pk=moved.pk).update(finalized_at=now, reported_at=now)
+    cycle.finalized_at = now
+    cycle.reported_at = now
+    moved = _move(cycle, "finalize", user=user, note=note)
     PeriodLock.objects.get_or_create(
         organization=moved.organization,
         year=moved.year,
@@ -303,10 +303,8 @@ def cycle_reopen(*, user: User, cycle: ReviewCycle, reason: str) -> ReviewCycle:
     PeriodLock.objects.filter(
         organization=cycle.organization, year=cycle.year, quarter=cycle.quarter
     ).delete()
-    now = timezone.now()
-    ReviewCycle.objects.filter(pk=cycle.pk).update(finalized_at=None, reopened_at=now)
     cycle.finalized_at = None
-    cycle.reopened_at = now
+    cycle.reopened_at = timezone.now()
     return _move(cycle, "reopen", user=user, note=reason[:500], action=CycleEvent.Action.REOPEN)
 
 
@@ -318,8 +316,8 @@ def cycle_set_deadline(*, user: User, cycle: ReviewCycle, deadline: date) -> Rev
         raise ValidationError(_("自评阶段结束后不能再修改截止日期。"))
     if deadline < timezone.localdate():
         raise ValidationError(_("截止日期不能早于今天。"))
-    ReviewCycle.objects.filter(pk=cycle.pk).update(self_assessment_deadline=deadline)
     cycle.self_assessment_deadline = deadline
+    cycle.save(update_fields=["self_assessment_deadline"])  # a save: the audit history sees it
     CycleEvent.objects.create(
         cycle=cycle,
         action=CycleEvent.Action.DEADLINE,

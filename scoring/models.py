@@ -12,6 +12,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 from members.models import Member, Organization
 
@@ -80,6 +81,8 @@ class Scheme(models.Model):
     version = models.PositiveIntegerField(_("版本"), default=1, editable=False)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("积分细则")
         verbose_name_plural = _("积分细则")
@@ -124,6 +127,8 @@ class SchemeAdoption(models.Model):
         Scheme, verbose_name=_("积分细则"), on_delete=models.PROTECT, related_name="adoptions"
     )
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("细则采用")
         verbose_name_plural = _("细则采用")
@@ -153,6 +158,8 @@ class OutcomeBand(models.Model):
         _("最低总分"), null=True, blank=True, help_text=_("留空表示最低一档。"), **POINTS
     )
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("星级/等次档")
         verbose_name_plural = _("星级/等次档")
@@ -174,6 +181,8 @@ class RuleCategory(models.Model):
     scheme = models.ForeignKey(Scheme, on_delete=models.CASCADE, related_name="categories")
     name = models.CharField(_("名称"), max_length=50)
     position = models.PositiveSmallIntegerField(_("顺序"), default=0)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("积分类别")
@@ -230,6 +239,8 @@ class Rule(models.Model):
         _("适用对象"), max_length=12, choices=Audience.choices, default=Audience.ALL
     )
     position = models.PositiveSmallIntegerField(_("顺序"), default=0)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("积分细则项")
@@ -318,6 +329,8 @@ class PeriodLock(models.Model):
     )
     reason = models.CharField(_("说明"), max_length=200, blank=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         verbose_name = _("锁定期间")
         verbose_name_plural = _("锁定期间")
@@ -375,6 +388,8 @@ class Declaration(models.Model):
     )
     decided_at = models.DateTimeField(_("审核时间"), null=True, blank=True)
     decision_reason = models.CharField(_("审核意见"), max_length=500, blank=True)
+
+    history = HistoricalRecords()
 
     class Meta:
         verbose_name = _("积分申报")

@@ -135,8 +135,9 @@ def scheme_adopt(*, organization: Organization, scheme: Scheme) -> SchemeAdoptio
 @transaction.atomic
 def scheme_bump_version(scheme: Scheme) -> None:
     ensure_scheme_editable(scheme)
-    Scheme.objects.filter(pk=scheme.pk).update(version=scheme.version + 1)
-    scheme.refresh_from_db(fields=["version"])
+    # A save, not an update(): the audit history records the new version.
+    scheme.version += 1
+    scheme.save(update_fields=["version", "updated_at"])
 
 
 @transaction.atomic
@@ -148,7 +149,8 @@ def rule_revise(*, rule: Rule, **changes) -> Rule:
     ensure_scheme_editable(scheme)
     in_use = rule.entries.exists() or rule.declarations.exists()
     if in_use:
-        Rule.objects.filter(pk=rule.pk).update(is_current=False)
+        rule.is_current = False
+        rule.save(update_fields=["is_current"])  # the old version, retired (audit history)
         rule.pk = None
         rule.version += 1
         rule.is_current = True

@@ -42,6 +42,7 @@ ACTION_TEXT: dict[Action, str] = {
     Action.RULE_OBJECTION: "the branch committee's final ruling on an objection 认定",
     Action.EXPORT_RANKING: "export ranking workbooks (annual, quarterly)",
     Action.EXPORT_LEDGER: "export a branch's ledger workbook 台账",
+    Action.VIEW_AUDIT: "read the audit history of every change 操作记录 (members/audit.py)",
 }
 
 
