@@ -16,6 +16,7 @@ from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ ENVIRONMENT_VARIABLES = {
     "AXES_COOLOFF_MINUTES": "how long such a lock lasts, in minutes (15)",
     "DATABASE_URL": "database; SQLite file in var/ when unset",
     "DATABASE_CONN_MAX_AGE": "seconds a database connection is kept open (PostgreSQL)",
+    "DATABASE_REPLICA_URL": "PostgreSQL read replica for the Excel export jobs; none when unset",
     "CELERY_BROKER_URL": "Celery broker; tasks run eagerly in-process when unset",
     "REDIS_URL": "cache; in-process memory cache when unset",
     "EMAIL_URL": "mail backend for reminders; in-app notifications only when unset",
@@ -146,6 +148,18 @@ else:
     # Reconnect after a database restart instead of serving errors until our own restart.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# An optional streaming read replica of the PostgreSQL primary: only the Excel export jobs read
+# from it (config/routers.py, inside reading_from_replica()); every write and every other read
+# goes to the primary. In tests it is the default database (MIRROR). The URL is not kept as a
+# setting of its own: it holds a password, which debug pages would show.
+if replica_url := env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = environ.Env.db_url_config(replica_url)
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be a postgres:// URL.")
+    DATABASES["replica"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

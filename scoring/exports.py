@@ -42,6 +42,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import override
 from kombu.exceptions import OperationalError
 
+from config.routers import reading_from_replica
 from members.excel import Column, streamed_workbook, table_sheet
 from members.models import Member, Organization
 from members.permissions import Action, can
@@ -813,33 +814,37 @@ def _write_job(job: ExportJob, path: str) -> int:
     def progress(rows: int) -> None:
         ExportJob.objects.filter(pk=job.pk).update(rows_written=rows)
 
-    if job.kind == Kind.BRANCH_LEDGER:
-        total = ledger_count(
-            branch=organization, year=job.year, quarter=job.quarter, category=job.category
-        )
+    # The rows are read from the read replica when one is configured (config/routers.py); it
+    # may be seconds behind the primary, which a workbook can be. The job's own updates below
+    # are writes, so they still go to the primary, where the job was claimed and is polled.
+    with reading_from_replica():
+        if job.kind == Kind.BRANCH_LEDGER:
+            total = ledger_count(
+                branch=organization, year=job.year, quarter=job.quarter, category=job.category
+            )
+            ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
+            job.rows_total = total
+            return write_ledger_workbook(
+                path,
+                branch=organization,
+                year=job.year,
+                quarter=job.quarter,
+                category=job.category,
+                progress=progress,
+            )
+        total = ranking_count(
+            organization=organization, year=job.year, quarter=job.quarter, category=job.category
+        ) + _branch_count(organization)
         ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
         job.rows_total = total
-        return write_ledger_workbook(
+        return write_ranking_workbook(
             path,
-            branch=organization,
+            organization=organization,
             year=job.year,
             quarter=job.quarter,
             category=job.category,
             progress=progress,
         )
-    total = ranking_count(
-        organization=organization, year=job.year, quarter=job.quarter, category=job.category
-    ) + _branch_count(organization)
-    ExportJob.objects.filter(pk=job.pk).update(rows_total=total)
-    job.rows_total = total
-    return write_ranking_workbook(
-        path,
-        organization=organization,
-        year=job.year,
-        quarter=job.quarter,
-        category=job.category,
-        progress=progress,
-    )
 
 
 def _branch_count(organization: Organization) -> int:

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Q, QuerySet
 
 from members.models import Member, Organization
@@ -44,6 +44,12 @@ CANDIDATE_CATEGORIES = (Member.Category.DEVELOPMENT_TARGET, Member.Category.ACTI
 # separate every star and grade boundary the presets use.
 BUCKET_BOUNDS = (60, 70, 80, 90, 100, 110, 120, 130)
 FETCH_SIZE = 2000
+
+
+def _connection():
+    """Where the raw SQL below reads: the router's choice for the period rows (the read replica
+    while an export job writes its workbook, config/routers.py), else the default database."""
+    return connections[router.db_for_read(PeriodScore)]
 
 
 def bucket_labels() -> list[str]:
@@ -217,7 +223,9 @@ def _count_column_list(scope: SummaryScope) -> list[str]:
     """count, sum of totals in cents (exact on both backends), max, min, stars, grades, flags."""
     # PostgreSQL sums numeric exactly; SQLite holds decimals as floats, so it sums cents.
     cents = (
-        "SUM(s.total) * 100" if connection.vendor == "postgresql" else "SUM(ROUND(s.total * 100))"
+        "SUM(s.total) * 100"
+        if _connection().vendor == "postgresql"
+        else "SUM(ROUND(s.total * 100))"
     )
     columns = [
         "COUNT(s.id)",
@@ -328,7 +336,7 @@ def _distribution(scope: SummaryScope) -> Distribution:
         "JOIN members_organization o ON o.id = s.organization_id "
         "WHERE o.path LIKE %(prefix)s"
     )
-    with connection.cursor() as cursor:
+    with _connection().cursor() as cursor:
         cursor.execute(sql, _params(scope))
         row = cursor.fetchone()
     counts = _read_counts(scope, row)
@@ -504,7 +512,7 @@ class BranchSummaryList:
         self.distribution  # noqa: B018 — the fortress index needs it; load it before the page
         sql, params = self._sql()
         params["limit"], params["offset"] = stop - start, start
-        with connection.cursor() as cursor:
+        with _connection().cursor() as cursor:
             cursor.execute(sql + " LIMIT %(limit)s OFFSET %(offset)s", params)
             rows = cursor.fetchall()
         return [self._summary(row) for row in rows]
@@ -512,7 +520,7 @@ class BranchSummaryList:
     def __iter__(self) -> Iterator[BranchSummary]:
         self.distribution  # noqa: B018
         sql, params = self._sql()
-        with connection.cursor() as cursor:
+        with _connection().cursor() as cursor:
             cursor.execute(sql, params)
             while rows := cursor.fetchmany(FETCH_SIZE):
                 for row in rows:
@@ -592,7 +600,7 @@ class BranchTable:
     def __init__(self, scope: SummaryScope) -> None:
         self.scope = scope
         sql, params = _branches_sql(scope, order="path", buckets=True)
-        with connection.cursor() as cursor:
+        with _connection().cursor() as cursor:
             cursor.execute(sql, params)
             self.rows: list[tuple] = cursor.fetchall()
         self.distribution = self._distribution()
