@@ -271,7 +271,7 @@ def validate_scoring(
     return Scored(member=member, rule=rule, scheme=scheme, points=points, occurred_on=occurred_on)
 
 
-def _write_entry(
+def _new_entry(
     scored: Scored,
     *,
     recorded_by: User,
@@ -281,10 +281,11 @@ def _write_entry(
     reason: str = "",
     form_token: uuid.UUID | None = None,
 ) -> Entry:
+    """The ledger line for ``scored``, not yet saved."""
     lookups = _lookups.get()
     if lookups is not None:
         lookups.capped.pop((scored.member.pk, scored.rule.code, scored.occurred_on.year), None)
-    return Entry.objects.create(
+    return Entry(
         member=scored.member,
         organization=scored.member.organization,
         rule=scored.rule,
@@ -303,6 +304,27 @@ def _write_entry(
         declaration=declaration,
         form_token=form_token,
     )
+
+
+def _write_entry(scored: Scored, **fields) -> Entry:
+    entry = _new_entry(scored, **fields)
+    entry.save(force_insert=True)
+    return entry
+
+
+def _insert_entries(entries: list[Entry], form_token: uuid.UUID | None) -> list[Entry]:
+    """Insert a form's entries in one statement. A form submitted twice at once passes
+    ``_claim_form_token`` in both requests; the unique form token stops the second here,
+    and its sender is told the first one was saved."""
+    try:
+        with transaction.atomic():
+            return Entry.objects.bulk_create(entries)
+    except IntegrityError as error:
+        if form_token is not None and Entry.objects.filter(form_token=form_token).exists():
+            raise ValidationError(
+                _("这张表单已经提交过，记录已保存，请勿重复提交。"), code="duplicate_submission"
+            ) from error
+        raise
 
 
 def clean_description(description: str) -> str:
@@ -491,17 +513,10 @@ def entry_record(
         member=member, rule=rule, points=points, occurred_on=occurred_on, description=description
     )
     _claim_form_token(form_token)
-    try:
-        with transaction.atomic():
-            entry = _write_entry(
-                scored, recorded_by=user, description=description, form_token=form_token
-            )
-    except IntegrityError as error:
-        if form_token is not None and Entry.objects.filter(form_token=form_token).exists():
-            raise ValidationError(
-                _("这张表单已经提交过，记录已保存，请勿重复提交。"), code="duplicate_submission"
-            ) from error
-        raise
+    (entry,) = _insert_entries(
+        [_new_entry(scored, recorded_by=user, description=description, form_token=form_token)],
+        form_token,
+    )
     _enqueue_recompute([member.pk], occurred_on.year)
     return entry
 
@@ -538,36 +553,41 @@ def entries_record_bulk(
     ensure_period_open(branch, occurred_on)
     _claim_form_token(form_token)
     result = BulkResult(entries=[], skipped=[])
-    for member in members:
-        if member.organization_id != branch.pk:
-            raise PermissionDenied(_("只能为本支部党员登记积分。"))
-        try:
-            scored = validate_scoring(
-                member=member, rule=rule, points=points, occurred_on=occurred_on
+    # The branch's scheme and locks are read once for everyone; the entries are inserted in
+    # one statement: a branch of 50 costs the queries a branch of 3 does.
+    with lookups_remembered():
+        for member in members:
+            if member.organization_id != branch.pk:
+                raise PermissionDenied(_("只能为本支部党员登记积分。"))
+            member.organization = branch
+            try:
+                scored = validate_scoring(
+                    member=member, rule=rule, points=points, occurred_on=occurred_on
+                )
+            except ValidationError as error:
+                if error.code in {
+                    "points_required",
+                    "points_out_of_range",
+                    "zero_points",
+                    "too_many_decimals",
+                    "period_locked",
+                    "future_date",
+                    "no_scheme",
+                    "wrong_scheme",
+                    "rule_revised",
+                }:
+                    raise
+                result.skipped.append((member, " ".join(error.messages)))
+                continue
+            result.entries.append(
+                _new_entry(
+                    scored,
+                    recorded_by=user,
+                    description=description,
+                    form_token=form_token if not result.entries else None,
+                )
             )
-        except ValidationError as error:
-            if error.code in {
-                "points_required",
-                "points_out_of_range",
-                "zero_points",
-                "too_many_decimals",
-                "period_locked",
-                "future_date",
-                "no_scheme",
-                "wrong_scheme",
-                "rule_revised",
-            }:
-                raise
-            result.skipped.append((member, " ".join(error.messages)))
-            continue
-        result.entries.append(
-            _write_entry(
-                scored,
-                recorded_by=user,
-                description=description,
-                form_token=form_token if not result.entries else None,
-            )
-        )
+    result.entries = _insert_entries(result.entries, form_token)
     if result.entries:
         _enqueue_recompute([entry.member_id for entry in result.entries], occurred_on.year)
     return result
@@ -601,38 +621,48 @@ def entries_record_grid(
     _claim_form_token(form_token)
     problems: list[str] = []
     scored_cells: list[Scored] = []
-    for cell in cells:
-        if cell.member.organization_id != branch.pk:
-            raise PermissionDenied(_("只能为本支部党员登记积分。"))
-        if cell.rule.kind == Rule.Kind.VETO:
-            problems.append(_("%(name)s：一票否决不能在表格中登记。") % {"name": cell.member.name})
-            continue
-        try:
-            scored_cells.append(
-                validate_scoring(
-                    member=cell.member, rule=cell.rule, points=cell.points, occurred_on=occurred_on
+    with lookups_remembered():  # one read of the branch's scheme and locks for every cell
+        for cell in cells:
+            if cell.member.organization_id != branch.pk:
+                raise PermissionDenied(_("只能为本支部党员登记积分。"))
+            cell.member.organization = branch
+            if cell.rule.kind == Rule.Kind.VETO:
+                problems.append(
+                    _("%(name)s：一票否决不能在表格中登记。") % {"name": cell.member.name}
                 )
-            )
-        except ValidationError as error:
-            problems.append(
-                _("%(name)s · %(rule)s：%(reason)s")
-                % {
-                    "name": cell.member.name,
-                    "rule": cell.rule.name,
-                    "reason": " ".join(error.messages),
-                }
-            )
+                continue
+            try:
+                scored_cells.append(
+                    validate_scoring(
+                        member=cell.member,
+                        rule=cell.rule,
+                        points=cell.points,
+                        occurred_on=occurred_on,
+                    )
+                )
+            except ValidationError as error:
+                problems.append(
+                    _("%(name)s · %(rule)s：%(reason)s")
+                    % {
+                        "name": cell.member.name,
+                        "rule": cell.rule.name,
+                        "reason": " ".join(error.messages),
+                    }
+                )
     if problems:
         raise ValidationError(problems, code="grid_invalid")
-    entries = [
-        _write_entry(
-            scored,
-            recorded_by=user,
-            description=description,
-            form_token=form_token if index == 0 else None,
-        )
-        for index, scored in enumerate(scored_cells)
-    ]
+    entries = _insert_entries(
+        [
+            _new_entry(
+                scored,
+                recorded_by=user,
+                description=description,
+                form_token=form_token if index == 0 else None,
+            )
+            for index, scored in enumerate(scored_cells)
+        ],
+        form_token,
+    )
     _enqueue_recompute([entry.member_id for entry in entries], occurred_on.year)
     return entries
 

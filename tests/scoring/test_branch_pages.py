@@ -1469,3 +1469,38 @@ def test_a_page_costs_the_same_queries_for_3_and_30_members(
         response = client.get(page)
     assert response.status_code == 200
     assert Member.objects.filter(organization=ledger.branch).count() == 30
+
+
+def test_bulk_recording_costs_the_same_queries_for_3_and_30_members(
+    ledger: Ledger, client_for
+) -> None:
+    """Recording a meeting's attendance is one form for the whole branch: validating and
+    writing 30 members must cost what 3 do (one INSERT for all the entries)."""
+    client = client_for("secretary_a")
+
+    def post_for(members: list[Member]) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(
+                url("branch_record_bulk", ledger.branch), bulk_form(ledger, members)
+            )
+        assert response.status_code == 302
+        return len(captured.captured_queries)
+
+    # given: the rule's first use warms up whatever is cached per process
+    post_for([ledger.zhang])
+    three = [ledger.zhang, ledger.li, ledger.wang]
+    with_three = post_for(three)
+    grow_branch(ledger.branch, 30)
+    everyone = list(
+        Member.objects.filter(organization=ledger.branch)
+        .exclude(status=Member.Status.TRANSFERRED_OUT)
+        .order_by("pk")
+    )
+
+    # when
+    with_thirty = post_for(everyone)
+
+    # then
+    assert with_thirty == with_three
+    assert Entry.objects.filter(rule=ledger.meeting).count() == 1 + 3 + len(everyone)
+    assert len(everyone) == 30
