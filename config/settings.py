@@ -317,11 +317,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute="*/10"),
     },
 }
-# Committee-wide ranks follow an approved change after this delay (changes coalesce).
 # How long the API remembers an Idempotency-Key and its answer.
 IDEMPOTENCY_KEY_DAYS = 7
 # A branch's "totals wait for a recompute" mark older than this is the sweep's to clear.
 STALE_TOTALS_GRACE_SECONDS = env.int("STALE_TOTALS_GRACE_SECONDS", default=120)
+# Committee-wide ranks follow an approved change after this delay (changes coalesce).
 COMMITTEE_RANK_DELAY_SECONDS = 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 

@@ -127,9 +127,12 @@ capped_times AS (
                 THEN 0 ELSE points END AS after_times
     FROM capped_e
 ),
+-- Ordered by quarter first: the same order as occurred_on (a quarter follows from the date),
+-- written so that both windows share one sort of the capped entries instead of two.
 capped AS (
     SELECT capped_times.*,
-           SUM(after_times) OVER (PARTITION BY member_id, code, year ORDER BY occurred_on, id
+           SUM(after_times) OVER (PARTITION BY member_id, code, year
+                                  ORDER BY quarter, occurred_on, id
                                   ROWS UNBOUNDED PRECEDING) - after_times AS before_sum
     FROM capped_times
 ),
@@ -304,7 +307,6 @@ ranked AS (
            CASE WHEN ranking_group = 'unranked' THEN NULL
                 ELSE RANK() OVER (PARTITION BY committee_path, quarter, ranking_group
                                   ORDER BY total DESC) END AS rank_in_committee,
-           RANK() OVER (PARTITION BY {group} ORDER BY total ASC) AS rank_bottom,
            COUNT(*) OVER (PARTITION BY {group} ORDER BY total DESC
                           RANGE UNBOUNDED PRECEDING) AS at_or_above,
            COUNT(*) OVER (PARTITION BY {group}) AS group_size,
@@ -315,6 +317,9 @@ ranked AS (
 bands AS ({_bands_sql()}),
 outcomes AS (
     SELECT ranked.*, sc.top_n_flag, sc.bottom_n_flag, sc.excellent_share_cap,
+           -- The rank from the bottom (ties share it) from the windows above, not another
+           -- sort: 1 + the members below = 1 + group_size - those at or above.
+           ranked.group_size - ranked.at_or_above + 1 AS rank_bottom,
            sc.excellent_grade, sc.failing_grade, sc.veto_effect,
            star.label AS star_label, grade.label AS grade_label,
            grade.lower_label AS grade_lower_label
