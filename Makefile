@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-test browser lint migrate demo screenshots clean
+.PHONY: run test install install-test browser lint migrate demo screenshots clean bench-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit("需要 Python 3.11 或更高版本 (Python 3.11+ required)") if sys.version_info < (3, 11) else None'
@@ -56,6 +56,11 @@ screenshots: install-test
 	@fc-list :lang=zh | grep -q . || { echo "安装中文字体 fonts-noto-cjk（截图用）"; \
 	  $(APT_GET) update -qq && $(APT_GET) install -y -qq fonts-noto-cjk >/dev/null; }
 	$(BIN)/python docs/screenshots/take.py
+
+# The load benchmark (python -m bench load) drives the app with Debian's wrk.
+bench-deps:
+	@test -x /usr/bin/wrk || { echo "安装 wrk（负载测试用）: apt-get install wrk"; \
+	  $(APT_GET) update -qq && $(APT_GET) install -y -qq wrk >/dev/null; }
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

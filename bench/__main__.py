@@ -67,6 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--doc", default=str(DOC), help="the Markdown file to write the figures to")
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--json", help="also write the results to this JSON file (bench all)")
     return parser.parse_args(argv)
 
 
@@ -365,6 +366,14 @@ def main(argv: list[str]) -> int:
         from bench import exports
 
         return exports.main(argv[1:])
+    if argv[:1] == ["all"]:
+        from bench import all as everything
+
+        return everything.main(argv[1:])
+    if argv[:1] == ["load"]:
+        from bench import load
+
+        return load.main(argv[1:])
     args = parse_args(argv)
     DOC = Path(args.doc).resolve()
     from bench import generate
@@ -483,6 +492,11 @@ def main(argv: list[str]) -> int:
     if not args.no_docs:
         update_doc(args.scale, markdown_block(result, rows), info, command)
         print(f"\nwrote {DOC}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps({**result, "machine": info, "table": rows}, indent=1, default=str)
+        )
 
     connection.close()
     finish_database(args.database_url, args.scale, generate.SEED, args.keep, kept)

@@ -65,6 +65,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement")
     parser.add_argument("--doc", default=str(DOC))
     parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--json", help="also write the results to this JSON file (bench all)")
     # Internal: one measurement in this (fresh) process.
     parser.add_argument(
         "--compare-openpyxl",
@@ -614,6 +615,15 @@ def main(argv: list[str]) -> int:
     print(f"load average (1 min) before / after: {load}")
     for key, value in info.items():
         print(f"{key}: {value}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps(
+                {"command": command, "load": load, "machine": info, "results": results},
+                indent=1,
+                default=str,
+            )
+        )
     if not args.no_docs:
         update_doc(
             Path(args.doc), markdown(results, info, command, load, _code_version(), generation)
