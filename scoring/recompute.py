@@ -75,13 +75,25 @@ def _distinct(a: str, b: str) -> str:
     return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
 
 
-def _scope_ctes() -> str:
+def _scope_ctes(*, members: str | None = None) -> str:
     """``scope`` (branch → scheme), ``m`` (the scoped members) and the capped pipeline:
     ``capped_counted`` (what each entry of a capped rule counts) and ``reversals`` (what
-    each reversal dated in the year takes away)."""
+    each reversal dated in the year takes away).
+
+    A recompute reads its scope from the analysed ``recompute_scope`` table (the planner
+    must know a city's size); a page asking for a few members (``members``: the name of
+    their id-list parameter) reads it straight from the JSON parameter, with no table to
+    create and drop on every view. Caps and reversals are each member's own, so the
+    members' figures are the same either way."""
     clip = _greatest("0", _least("after_times", "max_points_per_year - before_sum"))
+    scope = (
+        f"SELECT branch_id, scheme_id FROM ({_scope_rows_sql('scope')}) AS scope_rows"
+        if members
+        else "SELECT branch_id, scheme_id FROM recompute_scope"
+    )
+    only_members = f"WHERE {_in_list('mm.id', members)}" if members else ""
     return f"""
-WITH scope AS (SELECT branch_id, scheme_id FROM recompute_scope),
+WITH scope AS ({scope}),
 m AS (
     SELECT mm.id AS member_id, mm.organization_id AS branch_id, scope.scheme_id,
            SUBSTR(o.path, 1, {Organization.steplen}) AS committee_path,
@@ -93,6 +105,7 @@ m AS (
     JOIN scope ON scope.branch_id = mm.organization_id
     JOIN members_organization o ON o.id = mm.organization_id
     JOIN scoring_scheme sc ON sc.id = scope.scheme_id
+    {only_members}
 ),
 -- Years other than this one whose entries are reversed in this year: a reversal takes
 -- away what its entry counted, so a capped entry's year is computed alongside.
@@ -631,7 +644,7 @@ def counted_points(member_ids: list[int], year: int) -> dict[int, Decimal]:
         return {}
     params["members"] = _id_list(member_ids)
     sql = (
-        _scope_ctes()
+        _scope_ctes(members="members")
         + f"""
 SELECT e.id, e.points AS counted FROM scoring_entry e
 WHERE {_plain_filter()} AND {_in_list("e.member_id", "members")}
@@ -643,8 +656,6 @@ SELECT id, counted FROM reversals WHERE {_in_list("member_id", "members")}
 """
     )
     with connection.cursor() as cursor:
-        _load_scope(cursor, params)
         cursor.execute(sql, params)
         counted = {entry_id: _decimal(value) for entry_id, value in cursor.fetchall()}
-        _drop_scope(cursor)
     return counted
