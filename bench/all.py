@@ -127,7 +127,7 @@ def summary(scale: float) -> list[tuple[str, str, str]]:
         if drain_one and drain_two:
             rows.append(
                 (
-                    f"recompute drain, {drain_one['tasks']} branch tasks: 1 / 2 workers",
+                    f"recompute drain, {drain_one['tasks']} branch recomputes: 1 / 2 workers",
                     f"{drain_one['wall_s']:.1f} / {drain_two['wall_s']:.1f} s",
                     f"{drain_one['wall_s'] / drain_two['wall_s']:.2f}×",
                 )

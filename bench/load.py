@@ -19,7 +19,8 @@ and wrk loads one page at a time over loopback, each signed in as the user it is
 
 The same load then runs against two gunicorn instances (each 2 workers; the connections
 split evenly over two wrk processes running at once) with two Celery workers, and the time
-to drain a batch of recompute tasks is measured with one worker and with two.
+to drain the recomputes that many branches recording at once leave behind (a stale-totals
+mark and a recompute_members_task per branch) is measured with one worker and with two.
 
 Prepared idempotently with the app's own models and services: the year's totals (one
 ``recompute_organization`` if there are none), the branch whose roster is closest to 50
@@ -108,11 +109,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--no-scale-out", action="store_true", help="one instance only")
     parser.add_argument(
-        "--drain-general-branches",
+        "--drain-branches",
         type=int,
-        default=1,
-        help="recompute-drain batch: one recompute_organization_task per branch of this "
-        "many general branches (0: skip)",
+        default=100,
+        help="recompute-drain batch: this many branches' after-recording recomputes "
+        "(recompute_members_task, one each; 0: skip)",
     )
     parser.add_argument(
         "--redis-db",
@@ -795,46 +796,49 @@ def wait_for_quiet(broker, timeout: float = 900) -> float:
     return time.monotonic() - started
 
 
-def measure_drain(fixture: Fixture, general_branches: int, broker) -> dict:
-    """Enqueue ``recompute_organization_task`` for every branch of the first
-    ``general_branches`` general branches (as the app does, through the broker) and time
-    until the last has committed: each such recompute adds one to the committee's
-    ``RankingState.recompute_count``, polled every 20 ms."""
-    from members.models import Organization
-    from scoring.models import RankingState
-    from scoring.tasks import recompute_organization_task
+def measure_drain(fixture: Fixture, branches: int, broker) -> dict:
+    """What many branches recording at once leave to the workers: for each of the first
+    ``branches`` branches, the stale-totals mark a recording writes
+    (``scoring.services.mark_totals_stale``) and the ``recompute_members_task`` it enqueues
+    on commit, for one of the branch's members. Timed until every mark has been taken by
+    its recompute (polled every 20 ms)."""
+    from members.models import Member, Organization
+    from scoring.models import StaleTotals
+    from scoring.services import mark_totals_stale
+    from scoring.tasks import recompute_members_task
 
     wait_for_quiet(broker)
-    generals = Organization.objects.filter(kind=Organization.Kind.GENERAL_BRANCH).order_by("path")
-    branch_ids: list[int] = []
-    for general in generals[:general_branches]:
-        branch_ids += list(
-            Organization.objects.filter(
-                path__startswith=general.path, kind=Organization.Kind.BRANCH
-            ).values_list("id", flat=True)
-        )
+    branch_ids = list(
+        Organization.objects.filter(kind=Organization.Kind.BRANCH)
+        .order_by("path")
+        .values_list("id", flat=True)[:branches]
+    )
+    member_of: dict[int, int] = {}
+    for member_id, branch_id in (
+        Member.objects.filter(organization_id__in=branch_ids)
+        .order_by("organization_id", "id")
+        .values_list("id", "organization_id")
+    ):
+        member_of.setdefault(branch_id, member_id)
+    branch_ids = [branch_id for branch_id in branch_ids if branch_id in member_of]
 
-    def count() -> int:
-        state = RankingState.objects.filter(
-            committee_id=fixture.committee_id, year=fixture.year
-        ).first()
-        return state.recompute_count if state else 0
+    def waiting() -> int:
+        return StaleTotals.objects.filter(organization_id__in=branch_ids, year=fixture.year).count()
 
-    before = count()
     started = time.perf_counter()
+    mark_totals_stale(branch_ids, fixture.year)
     for branch_id in branch_ids:
-        recompute_organization_task.delay(branch_id, fixture.year)
+        recompute_members_task.delay([member_of[branch_id]], fixture.year)
     enqueued = time.perf_counter() - started
-    deadline = time.monotonic() + 60 + 30 * len(branch_ids)
-    while count() < before + len(branch_ids):
+    deadline = time.monotonic() + 60 + 5 * len(branch_ids)
+    while waiting():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{before + len(branch_ids) - count()} recomputes never finished")
+            raise RuntimeError(f"{waiting()} branch recomputes never finished")
         time.sleep(POLL_SECONDS)
     wall = time.perf_counter() - started
     wait_for_quiet(broker)
     return {
         "tasks": len(branch_ids),
-        "general_branches": min(general_branches, generals.count()),
         "enqueue_s": round(enqueued, 3),
         "wall_s": round(wall, 3),
         "per_task_ms": round(wall / max(len(branch_ids), 1) * 1000, 1),
@@ -894,13 +898,12 @@ def measure_configuration(
                     f"  recompute backlog after the bulk load: {backlog} task(s), "
                     f"drained in {drained:.1f} s (committee ranks follow 30 s after a change)"
                 )
-        if args.drain_general_branches > 0:
-            drain = measure_drain(fixture, args.drain_general_branches, broker)
+        if args.drain_branches > 0:
+            drain = measure_drain(fixture, args.drain_branches, broker)
             result["recompute_drain"] = drain
             print(
-                f"  recompute drain: {drain['tasks']} recompute_organization_task "
-                f"({drain['general_branches']} general branch(es)) in {drain['wall_s']:.2f} s "
-                f"= {drain['per_task_ms']:.0f} ms a task"
+                f"  recompute drain: {drain['tasks']} branches' recompute_members_task "
+                f"in {drain['wall_s']:.2f} s = {drain['per_task_ms']:.0f} ms a task"
             )
     return result
 
@@ -1037,7 +1040,7 @@ def report(result: dict, fixture: Fixture) -> None:
         if name in result
     ]
     if any(drain for _label, drain in drains):
-        print("\n== recompute drain (recompute_organization_task per branch) ==")
+        print("\n== recompute drain (one recompute_members_task per branch) ==")
         print_table(
             ["Celery workers", "tasks", "wall s", "ms a task"],
             [
