@@ -321,6 +321,10 @@ CELERY_BEAT_SCHEDULE = {
 IDEMPOTENCY_KEY_DAYS = 7
 # A branch's "totals wait for a recompute" mark older than this is the sweep's to clear.
 STALE_TOTALS_GRACE_SECONDS = env.int("STALE_TOTALS_GRACE_SECONDS", default=120)
+# The committee overview's branch aggregates are cached, keyed by the totals' version (a
+# recompute that changes a total shows at once); this bounds how long a renamed or newly
+# added branch can take to appear (scoring/summaries.py branch_table).
+OVERVIEW_CACHE_SECONDS = 120
 # Committee-wide ranks follow an approved change after this delay (changes coalesce).
 COMMITTEE_RANK_DELAY_SECONDS = 30
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

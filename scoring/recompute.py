@@ -525,7 +525,11 @@ def recompute_organization(organization: Organization, year: int) -> int:
     state.recomputed_at = timezone.now()
     state.ranks_dirty_since = None
     state.recompute_count += 1
-    state.save(update_fields=["recomputed_at", "ranks_dirty_since", "recompute_count"])
+    fields = ["recomputed_at", "ranks_dirty_since", "recompute_count"]
+    if written:
+        state.totals_version += 1
+        fields.append("totals_version")
+    state.save(update_fields=fields)
     return written
 
 
@@ -558,12 +562,18 @@ def recompute_branches(branch_ids: list[int], year: int) -> list[int]:
     states = [_lock_state(committee, year) for committee in sorted(committees, key=lambda c: c.pk)]
     ids = sorted(branch.pk for branch in branches)
     _claim_stale(ids, year)
-    _write(year, ids, whole_committee=False)
+    written = _write(year, ids, whole_committee=False)
     now = timezone.now()
     for state in states:
+        fields = []
         if state.ranks_dirty_since is None:
             state.ranks_dirty_since = now
-            state.save(update_fields=["ranks_dirty_since"])
+            fields.append("ranks_dirty_since")
+        if written:
+            state.totals_version += 1
+            fields.append("totals_version")
+        if fields:
+            state.save(update_fields=fields)
     return [state.committee_id for state in states]
 
 

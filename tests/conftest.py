@@ -9,6 +9,7 @@ from datetime import date
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.test import Client
 
 from config import celery_app
@@ -58,6 +59,14 @@ def eager_celery() -> Iterator[None]:
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
+
+
+@pytest.fixture(autouse=True)
+def empty_cache() -> Iterator[None]:
+    """Each test starts with an empty cache: cached aggregates (the committee overview's) are
+    keyed by ids that the next test's rolled-back database hands out again."""
+    cache.clear()
+    yield
 
 
 @pytest.fixture(autouse=True)

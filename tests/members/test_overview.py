@@ -445,10 +445,12 @@ def overview_queries(client: Client, params: dict) -> int:
 
 
 # The session and the user (2); the user's posts and roster entry (2); the filter's list of
-# organizations (1); the schemes' star and grade labels (2); the branch aggregate (1); the
-# page's review badges (1); top and bottom members (2); the navigation (2) and the unread
-# notifications (1) of base.html.
-EXPECTED_QUERIES = 14
+# organizations (1); the schemes' star and grade labels (2); the totals' version (1); the
+# branch aggregate (1); the page's review badges (1); top and bottom members (2); the
+# navigation (2) and the unread notifications (1) of base.html.
+EXPECTED_QUERIES = 15
+# Once the branch aggregate is cached for the totals' version, it is not run again.
+EXPECTED_QUERIES_CACHED = EXPECTED_QUERIES - 1
 
 
 @pytest.mark.parametrize("params", ({"year": YEAR}, {"year": YEAR, "sort": "-fortress_index"}))
@@ -458,11 +460,57 @@ def test_the_page_costs_the_same_queries_whatever_the_number_of_branches(
     client = city.client(city.committee_staff)
     small = overview_queries(client, params)
 
-    add_branches(city, 60)
+    add_branches(city, 60)  # recomputes: a new totals version
     big = overview_queries(client, params)
     big_second_page = overview_queries(client, params | {"page": 2})
 
-    assert (small, big, big_second_page) == (EXPECTED_QUERIES,) * 3
+    assert (small, big, big_second_page) == (
+        EXPECTED_QUERIES,
+        EXPECTED_QUERIES,
+        EXPECTED_QUERIES_CACHED,
+    )
+
+
+def without_csrf_tokens(html: str) -> str:
+    html = re.sub(r'"X-CSRFToken": "[^"]+"', "", html)
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+
+
+def test_the_branch_aggregate_is_cached_until_a_recompute_changes_a_total(city: City) -> None:
+    # given: the overview seen once (甲党支部's average 68.33)
+    client = city.client(city.committee_staff)
+    params = {"year": YEAR}
+    first = client.get(OVERVIEW, params).content.decode()
+    assert "68.33" in first
+
+    # when: seen again, nothing changed
+    again_queries = overview_queries(client, params)
+    again = client.get(OVERVIEW, params).content.decode()
+
+    # then: the aggregate is read back, the page is the same (but for its CSRF tokens)
+    assert again_queries == EXPECTED_QUERIES_CACHED
+    assert without_csrf_tokens(again) == without_csrf_tokens(first)
+
+    # when: 张三 gets +10 and the branch is recomputed (as the task after recording does)
+    record(city.world, city.members["zhang3"], city.world.rules.suggestion, in_quarter(3))
+    recompute_organization(city.tree.branch_a, YEAR)
+    changed_queries = overview_queries(client, params)
+    changed = client.get(OVERVIEW, params).content.decode()
+
+    # then: the next view computes it again and shows the new average, (150+105-40)/3
+    assert changed_queries == EXPECTED_QUERIES
+    assert "71.67" in changed
+    assert "68.33" not in changed
+
+
+def test_a_recompute_that_changes_nothing_keeps_the_cached_aggregate(city: City) -> None:
+    client = city.client(city.committee_staff)
+    params = {"year": YEAR}
+    client.get(OVERVIEW, params)
+
+    recompute_organization(city.tree.committee, YEAR)  # the same totals: no row written
+
+    assert overview_queries(client, params) == EXPECTED_QUERIES_CACHED
 
 
 # --- the SVG charts (scoring.charts), exact coordinates --------------------------------------
