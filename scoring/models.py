@@ -628,6 +628,8 @@ class RankingState(models.Model):
     ranks_dirty_since = models.DateTimeField(null=True)
     recomputed_at = models.DateTimeField(null=True)
     recompute_count = models.PositiveIntegerField(default=0)
+    # When the committee ranks were last written (a full recompute or a re-rank).
+    ranked_at = models.DateTimeField(null=True)
     # Moves on whenever a recompute writes a changed period row below the committee: the
     # committee overview's cached aggregates are keyed by it (scoring/summaries.py).
     totals_version = models.PositiveBigIntegerField(default=0)

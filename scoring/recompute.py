@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -522,10 +523,10 @@ def recompute_organization(organization: Organization, year: int) -> int:
     written = _write(year, branch_ids, whole_committee=whole_committee)
     if not whole_committee:
         rank_committee(committee, year)
-    state.recomputed_at = timezone.now()
+    state.recomputed_at = state.ranked_at = timezone.now()
     state.ranks_dirty_since = None
     state.recompute_count += 1
-    fields = ["recomputed_at", "ranks_dirty_since", "recompute_count"]
+    fields = ["recomputed_at", "ranked_at", "ranks_dirty_since", "recompute_count"]
     if written:
         state.totals_version += 1
         fields.append("totals_version")
@@ -577,16 +578,31 @@ def recompute_branches(branch_ids: list[int], year: int) -> list[int]:
     return [state.committee_id for state in states]
 
 
-def refresh_committee_ranks(committee: Organization, year: int) -> bool:
-    """Re-rank a committee if its ranks are stale; only one caller does the work."""
+def refresh_committee_ranks(
+    committee: Organization, year: int, *, unless_ranked_within: float = 0
+) -> bool:
+    """Re-rank a committee if its ranks are stale; only one caller does the work.
+
+    ``unless_ranked_within`` (seconds) coalesces a burst: while a meeting's worth of
+    recordings arrives, each schedules a refresh, but a committee re-ranked that recently is
+    left for a later one. The refresh scheduled after the last change still re-ranks: it
+    runs ``COMMITTEE_RANK_DELAY_SECONDS`` after that change, so the last re-rank was either
+    after the change (nothing is stale any more) or longer ago than this interval (when it
+    is shorter than the delay)."""
+    stale = RankingState.objects.filter(
+        committee=committee, year=year, ranks_dirty_since__isnull=False
+    )
+    if unless_ranked_within:
+        recently = timezone.now() - timedelta(seconds=unless_ranked_within)
+        stale = stale.filter(Q(ranked_at__isnull=True) | Q(ranked_at__lte=recently))
     with transaction.atomic():
-        claimed = RankingState.objects.filter(
-            committee=committee, year=year, ranks_dirty_since__isnull=False
-        ).update(ranks_dirty_since=None)
+        claimed = stale.update(ranks_dirty_since=None)
         if not claimed:
             return False
-        _lock_state(committee, year)
+        state = _lock_state(committee, year)
         rank_committee(committee, year)
+        state.ranked_at = timezone.now()
+        state.save(update_fields=["ranked_at"])
     return True
 
 

@@ -44,7 +44,15 @@ def refresh_committee_ranks_task(committee_id: int, year: int) -> bool:
     committee = Organization.objects.filter(pk=committee_id).first()
     if committee is None:
         return False
-    return recompute.refresh_committee_ranks(committee, year)
+    # Half the delay: a burst of recordings re-ranks the committee at most every 15 s, and
+    # the refresh after the last change always finds the last re-rank older than that. Run
+    # eagerly (no broker: the laptop default) there is no later refresh, so it never waits.
+    interval = (
+        0
+        if refresh_committee_ranks_task.request.is_eager
+        else settings.COMMITTEE_RANK_DELAY_SECONDS / 2
+    )
+    return recompute.refresh_committee_ranks(committee, year, unless_ranked_within=interval)
 
 
 @shared_task(**TASK_OPTIONS)

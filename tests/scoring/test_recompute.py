@@ -4,13 +4,14 @@ checked against numbers worked out by hand."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db.models import F
+from django.utils import timezone
 
 from members.models import Member
 from scoring import recompute
@@ -256,6 +257,42 @@ def test_recomputing_twice_gives_identical_rows(world: World, hand_worked) -> No
     assert score_table() == first
     assert len(first) == 9 * 5
     assert RankingState.objects.get(committee=world.committee, year=YEAR).recompute_count == 2
+
+
+def test_a_burst_of_refreshes_re_ranks_the_committee_once_per_interval(
+    world: World, hand_worked
+) -> None:
+    # given: the committee fully recomputed (and so ranked) just now, then a branch changes
+    recompute_all(world)
+    state = RankingState.objects.get(committee=world.committee, year=YEAR)
+    ranked_at = state.ranked_at
+    assert ranked_at is not None
+    PeriodScore.objects.update(rank_in_committee=None)
+    RankingState.objects.filter(pk=state.pk).update(ranks_dirty_since=timezone.now())
+
+    # when: the refresh scheduled by the change runs within the interval
+    refreshed = recompute.refresh_committee_ranks(world.committee, YEAR, unless_ranked_within=15)
+
+    # then: it leaves the ranks for a later refresh, still marked stale
+    assert refreshed is False
+    state.refresh_from_db()
+    assert (state.ranked_at, state.ranks_dirty_since is not None) == (ranked_at, True)
+    assert PeriodScore.objects.filter(rank_in_committee__isnull=False).count() == 0
+
+    # when: the refresh after the last change finds the last re-rank older than the interval
+    RankingState.objects.filter(pk=state.pk).update(ranked_at=ranked_at - timedelta(seconds=16))
+    refreshed = recompute.refresh_committee_ranks(world.committee, YEAR, unless_ranked_within=15)
+
+    # then: the committee is ranked again and the mark is gone
+    assert refreshed is True
+    state.refresh_from_db()
+    assert state.ranks_dirty_since is None
+    assert state.ranked_at > ranked_at
+    assert (
+        PeriodScore.objects.filter(ranking_group="party", rank_in_committee__isnull=True).count()
+        == 0
+    )
+    assert PeriodScore.objects.filter(ranking_group="party").count() > 0
 
 
 def test_verify_ledger_passes_when_the_totals_equal_the_ledger(hand_worked) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -152,12 +152,12 @@ def test_two_concurrent_organization_recomputes_on_the_worker_take_turns(
 def test_the_worker_refreshes_stale_committee_ranks(
     celery_worker_process: Worker, committed_world: World
 ) -> None:
-    # given: branch ranks are there, committee ranks are stale
+    # given: branch ranks are there, committee ranks are stale (last ranked a minute ago)
     world = committed_world
     first, second, third = _members_with_entries(world)
     PeriodScore.objects.update(rank_in_committee=None)
     RankingState.objects.filter(committee=world.committee, year=YEAR).update(
-        ranks_dirty_since=timezone.now()
+        ranks_dirty_since=timezone.now(), ranked_at=timezone.now() - timedelta(minutes=1)
     )
 
     # when
