@@ -305,8 +305,8 @@ def ensure_publicity_cycle(branch, secretary, year: int, quarter: int):
     cycle is not past it, so a second run changes nothing."""
     from django.utils import timezone
 
-    from members.models import Member
     from reviews import services as reviews
+    from reviews.demo import general_meeting_record_unanimous
     from reviews.models import CommitteeMeeting, GeneralMeeting, ReviewCycle
 
     state = ReviewCycle.State
@@ -325,21 +325,7 @@ def ensure_publicity_cycle(branch, secretary, year: int, quarter: int):
         if cycle.state == state.GENERAL_MEETING and not (
             GeneralMeeting.objects.filter(cycle=cycle).exists()
         ):
-            voting = Member.objects.filter(
-                organization=branch,
-                category=Member.Category.FULL,
-                status=Member.Status.ACTIVE,
-            ).count()
-            reviews.general_meeting_record(
-                user=secretary,
-                cycle=cycle,
-                meeting_date=today,
-                voting_members=voting,
-                attendance=voting,
-                votes_for=voting,
-                votes_against=0,
-                votes_abstain=0,
-            )
+            general_meeting_record_unanimous(user=secretary, cycle=cycle, meeting_date=today)
         cycle = reviews.cycle_advance(
             user=secretary,
             cycle=cycle,

@@ -23,6 +23,26 @@ def _secretary(branch: Organization) -> User:
     return User.objects.get(party_roles__organization=branch, party_roles__post=Role.Post.SECRETARY)
 
 
+def general_meeting_record_unanimous(*, user: User, cycle: ReviewCycle, meeting_date: date) -> None:
+    """Record a general meeting at which every active full member of the branch has the
+    vote, attends and votes for (prepared data: the load benchmark and the tests)."""
+    voting = Member.objects.filter(
+        organization=cycle.organization,
+        category=Member.Category.FULL,
+        status=Member.Status.ACTIVE,
+    ).count()
+    services.general_meeting_record(
+        user=user,
+        cycle=cycle,
+        meeting_date=meeting_date,
+        voting_members=voting,
+        attendance=voting,
+        votes_for=voting,
+        votes_against=0,
+        votes_abstain=0,
+    )
+
+
 def _finalize(cycle: ReviewCycle, secretary: User, period_end: date, today: date) -> None:
     """Walk a cycle of a past period from open to finalized, dated after the period."""
     branch = cycle.organization

@@ -56,6 +56,7 @@ from members.services import member_create, organization_add, role_assign
 from publicity import services as publicity_services
 from publicity.models import Objection
 from reviews import services as review_services
+from reviews.demo import general_meeting_record_unanimous
 from reviews.models import ReviewCycle
 from scoring import exports as export_services
 from scoring import services as scoring_services
@@ -333,19 +334,7 @@ def _drive_to_publicity(cycle: ReviewCycle, secretary: User, secretary_member: M
     cycle = review_services.cycle_advance(
         user=secretary, cycle=cycle, expected_state="committee_review"
     )
-    voting = Member.objects.filter(
-        organization=branch, category=Member.Category.FULL, status=Member.Status.ACTIVE
-    ).count()
-    review_services.general_meeting_record(
-        user=secretary,
-        cycle=cycle,
-        meeting_date=today,
-        voting_members=voting,
-        attendance=voting,
-        votes_for=voting,
-        votes_against=0,
-        votes_abstain=0,
-    )
+    general_meeting_record_unanimous(user=secretary, cycle=cycle, meeting_date=today)
     return review_services.cycle_advance(
         user=secretary, cycle=cycle, expected_state="general_meeting", publicity_starts_on=today
     )

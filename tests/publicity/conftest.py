@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from members.models import Member
 from reviews import services as review_services
+from reviews.demo import general_meeting_record_unanimous
 from reviews.models import ReviewCycle
 from scoring import services as scoring_services
 from scoring.models import Entry, PeriodScore, Rule, RuleCategory, Scheme
@@ -188,20 +189,7 @@ def drive_cycle(
     if state == ReviewCycle.State.COMMITTEE_REVIEW:
         return cycle
     cycle = review_services.cycle_advance(user=user, cycle=cycle, expected_state="committee_review")
-    # Every active full member has the vote, attends and votes for.
-    voting = Member.objects.filter(
-        organization=branch, category=Member.Category.FULL, status=Member.Status.ACTIVE
-    ).count()
-    review_services.general_meeting_record(
-        user=user,
-        cycle=cycle,
-        meeting_date=today,
-        voting_members=voting,
-        attendance=voting,
-        votes_for=voting,
-        votes_against=0,
-        votes_abstain=0,
-    )
+    general_meeting_record_unanimous(user=user, cycle=cycle, meeting_date=today)
     if state == ReviewCycle.State.GENERAL_MEETING:
         return cycle
     cycle = review_services.cycle_advance(
