@@ -88,12 +88,12 @@ def overview(request: HttpRequest) -> HttpResponse:
     badges = selectors.review_badges([summary.organization_id for summary in shown], year)
     top_branches = [
         summary
-        for summary in table.summaries(table.ordered("-fortress_index")[:5])
+        for summary in table.summaries(table.ordered("-fortress_index", limit=5))
         if summary.fortress_index is not None
     ]
     bottom_branches = [
         summary
-        for summary in table.summaries(table.ordered("fortress_index")[:5])
+        for summary in table.summaries(table.ordered("fortress_index", limit=5))
         if summary.fortress_index is not None
     ]
     query = {

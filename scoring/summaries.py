@@ -23,6 +23,7 @@ Permission checks are the caller's job (``Action.VIEW_OVERVIEW`` or the export a
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
@@ -600,7 +601,12 @@ class BranchTable:
     and searched pages, and its top and bottom lists without scanning the period rows again.
     ``BranchSummary`` objects are built only for the rows shown."""
 
-    def __init__(self, scope: SummaryScope, rows: list[tuple] | None = None) -> None:
+    def __init__(
+        self,
+        scope: SummaryScope,
+        rows: list[tuple] | None = None,
+        distribution: Distribution | None = None,
+    ) -> None:
         self.scope = scope
         if rows is None:
             sql, params = _branches_sql(scope, order="path", buckets=True)
@@ -608,7 +614,7 @@ class BranchTable:
                 cursor.execute(sql, params)
                 rows = cursor.fetchall()
         self.rows: list[tuple] = rows
-        self.distribution = self._distribution()
+        self.distribution = distribution or self._distribution()
 
     def _distribution(self) -> Distribution:
         """The scope's distribution, added up from the branches' aggregates."""
@@ -642,10 +648,13 @@ class BranchTable:
             branches_scored=len(counted),
         )
 
-    def ordered(self, order: str = "path", name_contains: str = "") -> list[tuple]:
+    def ordered(
+        self, order: str = "path", name_contains: str = "", limit: int | None = None
+    ) -> list[tuple]:
         """The rows (optionally those whose name contains ``name_contains``, ignoring case)
         in ``order`` — the same orders as ``branch_summaries``, branches without ranked
-        members last in every order by index or average."""
+        members last in every order by index or average; only the first ``limit`` if given
+        (a partial sort: the top and bottom five of a city's 15,000 branches)."""
         if order not in ORDERS:
             raise ValueError(f"unknown order {order!r}; one of {', '.join(ORDERS)}")
         rows = self.rows
@@ -653,16 +662,21 @@ class BranchTable:
         if needle:
             rows = [row for row in rows if needle in row[1].casefold()]
         if order == "path":
-            return list(rows)
+            return list(rows[:limit] if limit is not None else rows)
         if order == "name":
-            return sorted(rows, key=lambda row: (row[1], row[3]))
-        sign = -1 if order.startswith("-") else 1
+            key = _by_name
+        else:
+            sign = -1 if order.startswith("-") else 1
 
-        def key(row: tuple) -> tuple:
-            if not row[4]:
-                return (1, Decimal(0), row[3])
-            return (0, sign * Decimal(_cents(row[5])) / int(row[4]), row[3])
+            def key(row: tuple) -> tuple:
+                if not row[4]:
+                    return (1, 0.0, row[3])
+                # cents ÷ members as a float: the same ratio always gives the same float
+                # (IEEE division is exactly rounded), so ties stay ties, and it is cheap.
+                return (0, sign * (_cents(row[5]) / int(row[4])), row[3])
 
+        if limit is not None:
+            return heapq.nsmallest(limit, rows, key=key)  # == sorted(rows, key=key)[:limit]
         return sorted(rows, key=key)
 
     def summaries(self, rows: list[tuple]) -> list[BranchSummary]:
@@ -670,6 +684,10 @@ class BranchTable:
 
     def __len__(self) -> int:
         return len(self.rows)
+
+
+def _by_name(row: tuple) -> tuple:
+    return (row[1], row[3])
 
 
 def _totals_version(scope: SummaryScope) -> int | None:
@@ -705,12 +723,13 @@ def branch_table(scope: SummaryScope) -> BranchTable:
         *scope.grade_labels,
     )
     key = "summaries.branch_table:" + hashlib.sha256(repr(parts).encode()).hexdigest()
-    rows = cache.get(key)
-    if rows is None:
+    cached = cache.get(key)
+    if cached is None:
         table = BranchTable(scope)
-        cache.set(key, table.rows, settings.OVERVIEW_CACHE_SECONDS)
+        cache.set(key, (table.rows, table.distribution), settings.OVERVIEW_CACHE_SECONDS)
         return table
-    return BranchTable(scope, rows)
+    rows, distribution = cached
+    return BranchTable(scope, rows, distribution)
 
 
 # --- members at the top and the bottom -------------------------------------------------------

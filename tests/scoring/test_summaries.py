@@ -406,3 +406,18 @@ def test_the_same_branch_has_another_index_under_another_organization(
         ("甲党支部", Decimal("108.5")),
         ("乙党支部", Decimal("87.3")),
     ]
+
+
+@pytest.mark.parametrize("order", ["path", "name", "-fortress_index", "fortress_index"])
+def test_the_first_rows_of_an_order_are_those_of_the_whole_sort(
+    city: City, record: Callable, order: str
+) -> None:
+    add_branches(city.world, 12, record)
+    recompute_organization(city.world.committee, YEAR)
+    table = branch_table(summary_scope(organization=city.world.committee, year=YEAR))
+
+    whole = table.ordered(order)
+
+    assert len(whole) == 15
+    assert table.ordered(order, limit=5) == whole[:5]
+    assert table.ordered(order, limit=50) == whole
