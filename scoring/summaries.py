@@ -606,6 +606,7 @@ class BranchTable:
         scope: SummaryScope,
         rows: list[tuple] | None = None,
         distribution: Distribution | None = None,
+        averages: dict[int, float] | None = None,
     ) -> None:
         self.scope = scope
         if rows is None:
@@ -615,6 +616,14 @@ class BranchTable:
                 rows = cursor.fetchall()
         self.rows: list[tuple] = rows
         self.distribution = distribution or self._distribution()
+        # Each branch's average as cents ÷ members, for the orders by index or average: the
+        # same ratio always gives the same float (IEEE division is exactly rounded), so ties
+        # stay ties; computed once, not once per comparison.
+        self.averages: dict[int, float] = (
+            averages
+            if averages is not None
+            else {row[0]: _cents(row[5]) / int(row[4]) for row in rows if row[4]}
+        )
 
     def _distribution(self) -> Distribution:
         """The scope's distribution, added up from the branches' aggregates."""
@@ -668,12 +677,13 @@ class BranchTable:
         else:
             sign = -1 if order.startswith("-") else 1
 
+            averages = self.averages
+
             def key(row: tuple) -> tuple:
-                if not row[4]:
+                average = averages.get(row[0])
+                if average is None:
                     return (1, 0.0, row[3])
-                # cents ÷ members as a float: the same ratio always gives the same float
-                # (IEEE division is exactly rounded), so ties stay ties, and it is cheap.
-                return (0, sign * (_cents(row[5]) / int(row[4])), row[3])
+                return (0, sign * average, row[3])
 
         if limit is not None:
             return heapq.nsmallest(limit, rows, key=key)  # == sorted(rows, key=key)[:limit]
@@ -722,14 +732,22 @@ def branch_table(scope: SummaryScope) -> BranchTable:
         "|",
         *scope.grade_labels,
     )
-    key = "summaries.branch_table:" + hashlib.sha256(repr(parts).encode()).hexdigest()
+    # v2: (rows with Decimals as text, distribution, averages); a new shape needs a new name.
+    key = "summaries.branch_table.v2:" + hashlib.sha256(repr(parts).encode()).hexdigest()
     cached = cache.get(key)
     if cached is None:
         table = BranchTable(scope)
-        cache.set(key, (table.rows, table.distribution), settings.OVERVIEW_CACHE_SECONDS)
+        # Decimals kept as their text (what _decimal and _cents read back exactly): 15,000
+        # rows of them took longer to unpickle than the rest of the page to build.
+        rows = [
+            tuple(str(value) if isinstance(value, Decimal) else value for value in row)
+            for row in table.rows
+        ]
+        cached = (rows, table.distribution, table.averages)
+        cache.set(key, cached, settings.OVERVIEW_CACHE_SECONDS)
         return table
-    rows, distribution = cached
-    return BranchTable(scope, rows, distribution)
+    rows, distribution, averages = cached
+    return BranchTable(scope, rows, distribution, averages)
 
 
 # --- members at the top and the bottom -------------------------------------------------------
