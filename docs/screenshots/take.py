@@ -129,6 +129,7 @@ def take(browser) -> None:
     page = committee.new_page()
     sign_in(page, "dangwei")
     shoot(page, "/overview/", "overview")
+    shoot(page, "/audit/", "audit", full_page=False)
     page.goto(f"{BASE}{first_link(page, r'/exports/')}")
     page.get_by_role("button", name="开始导出").click()  # eager: done before the redirect
     page.wait_for_load_state("networkidle")
