@@ -507,6 +507,15 @@ def _lock_state(committee: Organization, year: int) -> RankingState:
     return RankingState.objects.select_for_update().get(committee=committee, year=year)
 
 
+def _count_version(state: RankingState, written: int) -> list[str]:
+    """Move the committee's totals version on when period rows changed (the overview's
+    cache is keyed by it); the fields to save."""
+    if not written:
+        return []
+    state.totals_version += 1
+    return ["totals_version"]
+
+
 @transaction.atomic
 def recompute_organization(organization: Organization, year: int) -> int:
     """Recompute every member's periods below ``organization`` with all their ranks.
@@ -526,11 +535,10 @@ def recompute_organization(organization: Organization, year: int) -> int:
     state.recomputed_at = state.ranked_at = timezone.now()
     state.ranks_dirty_since = None
     state.recompute_count += 1
-    fields = ["recomputed_at", "ranked_at", "ranks_dirty_since", "recompute_count"]
-    if written:
-        state.totals_version += 1
-        fields.append("totals_version")
-    state.save(update_fields=fields)
+    state.save(
+        update_fields=["recomputed_at", "ranked_at", "ranks_dirty_since", "recompute_count"]
+        + _count_version(state, written)
+    )
     return written
 
 
@@ -566,13 +574,10 @@ def recompute_branches(branch_ids: list[int], year: int) -> list[int]:
     written = _write(year, ids, whole_committee=False)
     now = timezone.now()
     for state in states:
-        fields = []
+        fields = _count_version(state, written)
         if state.ranks_dirty_since is None:
             state.ranks_dirty_since = now
             fields.append("ranks_dirty_since")
-        if written:
-            state.totals_version += 1
-            fields.append("totals_version")
         if fields:
             state.save(update_fields=fields)
     return [state.committee_id for state in states]

@@ -671,7 +671,7 @@ class BranchTable:
         if needle:
             rows = [row for row in rows if needle in row[1].casefold()]
         if order == "path":
-            return list(rows[:limit] if limit is not None else rows)
+            return list(rows[:limit])  # a slice to None is the whole list
         if order == "name":
             key = _by_name
         else:
