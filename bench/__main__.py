@@ -196,6 +196,9 @@ def build_table(result: dict) -> list[tuple[str, str]]:
     order = [
         "totals (all statements)",
         "totals: delete",
+        "totals: sums per member and quarter (one pass over the ledger)",
+        "caps: clips checked and derived again",
+        "totals: ranks, stars and grades from the sums",
         "totals: compute into a temp table",
         "totals: insert",
         "totals: upsert",
@@ -207,6 +210,14 @@ def build_table(result: dict) -> list[tuple[str, str]]:
     for kind in order:
         if kind in full["parts"]:
             rows.append((f"  {kind}", seconds(full["parts"][kind])))
+    cold = result.get("cold")
+    if cold:
+        rows.append(
+            (
+                "full recompute with no cap clips kept (every member's derived first), one run",
+                seconds(cold["wall"]),
+            )
+        )
     temp = floor["floor: CREATE TEMP TABLE AS"]
     fetched = floor["floor: SELECT fully fetched"]
     rows.append(("ratio recompute / floor (temp table)", f"{full['wall'] / temp:.1f}×"))
@@ -468,6 +479,8 @@ def main(argv: list[str]) -> int:
     result["floor"] = measure.measure_floor(year, args.repeat)
     print("measuring the full recompute …")
     result["full"] = measure.measure_full(committee, year, args.repeat)
+    print("measuring the full recompute with no cap clips kept …")
+    result["cold"] = measure.measure_cold(committee, year)
     result["sanity"] = measure.sanity(year)
     print("measuring the incremental recompute …")
     result["incremental"] = measure.measure_incremental(member_ids, year, args.repeat)

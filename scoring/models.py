@@ -774,3 +774,42 @@ class StaleTotals(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization} {self.year}"
+
+
+class CapClip(models.Model):
+    """超上限: what a capped entry counts when its rule's cap takes some or all of its points.
+
+    Derived from the ledger by ``scoring.recompute`` (one row per capped entry that does not
+    count in full; every other entry counts its points), so the annual recompute can sum the
+    ledger in one parallel pass instead of ordering every capped entry again. ``CapState``
+    says which ledger state the rows were derived from."""
+
+    entry = models.OneToOneField(
+        Entry, primary_key=True, on_delete=models.CASCADE, related_name="+"
+    )
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    counted = models.DecimalField(**POINTS)
+
+    class Meta:
+        indexes = [models.Index(fields=["member", "year"])]
+
+    def __str__(self) -> str:
+        return f"{self.entry_id} {self.counted}"
+
+
+class CapState(models.Model):
+    """How many capped entries a member's ``CapClip`` rows of a year were derived from. The
+    recompute compares it with the ledger and derives the clips again for every member whose
+    count differs: the ledger is append-only and a rule in use is never edited in place
+    (``rule_revise`` makes a new version), so a new or backdated entry always changes it."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    year = models.PositiveSmallIntegerField()
+    entries = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "year"], name="cap_state_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.year} {self.entries}"

@@ -87,27 +87,9 @@ def _scope_ctes(*, members: str | None = None) -> str:
     create and drop on every view. Caps and reversals are each member's own, so the
     members' figures are the same either way."""
     clip = _greatest("0", _least("after_times", "max_points_per_year - before_sum"))
-    scope = (
-        f"SELECT branch_id, scheme_id FROM ({_scope_rows_sql('scope')}) AS scope_rows"
-        if members
-        else "SELECT branch_id, scheme_id FROM recompute_scope"
-    )
-    only_members = f"WHERE {_in_list('mm.id', members)}" if members else ""
-    return f"""
-WITH scope AS ({scope}),
-m AS (
-    SELECT mm.id AS member_id, mm.organization_id AS branch_id, scope.scheme_id,
-           SUBSTR(o.path, 1, {Organization.steplen}) AS committee_path,
-           sc.base_score, sc.veto_effect,
-           CASE WHEN mm.status IN ('exempt', 'transferred_out') THEN 'unranked'
-                WHEN mm.category IN ('full', 'probationary') THEN 'party'
-                ELSE 'candidate' END AS ranking_group
-    FROM members_member mm
-    JOIN scope ON scope.branch_id = mm.organization_id
-    JOIN members_organization o ON o.id = mm.organization_id
-    JOIN scoring_scheme sc ON sc.id = scope.scheme_id
-    {only_members}
-),
+    return (
+        _member_ctes(members=members)
+        + f""",
 -- Years other than this one whose entries are reversed in this year: a reversal takes
 -- away what its entry counted, so a capped entry's year is computed alongside.
 cross_years AS (
@@ -163,6 +145,34 @@ reversals AS (
     LEFT JOIN capped_counted cc ON cc.id = rv.reverses_id
     WHERE rv.year = %(year)s AND rv.reverses_id IS NOT NULL
 )"""
+    )
+
+
+def _member_ctes(*, members: str | None = None) -> str:
+    """``scope`` (branch → scheme) and ``m`` (the scoped members with their scheme, base
+    score and ranking group), from the ``recompute_scope`` table or, for a few members
+    (``members``: the name of their id-list parameter), from the JSON parameter."""
+    scope = (
+        f"SELECT branch_id, scheme_id FROM ({_scope_rows_sql('scope')}) AS scope_rows"
+        if members
+        else "SELECT branch_id, scheme_id FROM recompute_scope"
+    )
+    only_members = f"WHERE {_in_list('mm.id', members)}" if members else ""
+    return f"""
+WITH scope AS ({scope}),
+m AS (
+    SELECT mm.id AS member_id, mm.organization_id AS branch_id, scope.scheme_id,
+           SUBSTR(o.path, 1, {Organization.steplen}) AS committee_path,
+           sc.base_score, sc.veto_effect,
+           CASE WHEN mm.status IN ('exempt', 'transferred_out') THEN 'unranked'
+                WHEN mm.category IN ('full', 'probationary') THEN 'party'
+                ELSE 'candidate' END AS ranking_group
+    FROM members_member mm
+    JOIN scope ON scope.branch_id = mm.organization_id
+    JOIN members_organization o ON o.id = mm.organization_id
+    JOIN scoring_scheme sc ON sc.id = scope.scheme_id
+    {only_members}
+)"""
 
 
 def _load_scope(cursor, params: dict) -> None:
@@ -192,6 +202,70 @@ def _plain_filter() -> str:
     )
 
 
+def _rating(column: str) -> str:
+    """An appraisal on the totals' scale (优秀 100, 合格 80, 基本合格 60, 不合格 40)."""
+    return (
+        f"(CASE {column} WHEN 'excellent' THEN 100 WHEN 'competent' THEN 80 "
+        f"WHEN 'basic' THEN 60 ELSE 40 END)"
+    )
+
+
+def _ranking_sql() -> str:
+    """From a ``totals`` CTE (one row per member and period with its total and ranking
+    group): ranks in branch and committee, flags, star and grade — the final SELECT."""
+    group = "branch_id, quarter, ranking_group"
+    is_bottom = "(bottom_n_flag > 0 AND rank_bottom <= bottom_n_flag AND total < group_max)"
+    loses_excellent = (
+        f"(is_vetoed OR {is_bottom} OR (excellent_share_cap IS NOT NULL "
+        "AND at_or_above > FLOOR(excellent_share_cap * group_size)))"
+    )
+    return f""",
+ranked AS (
+    SELECT totals.*,
+           CASE WHEN ranking_group = 'unranked' THEN NULL
+                ELSE RANK() OVER (PARTITION BY {group} ORDER BY total DESC) END AS rank_in_branch,
+           CASE WHEN ranking_group = 'unranked' THEN NULL
+                ELSE RANK() OVER (PARTITION BY committee_path, quarter, ranking_group
+                                  ORDER BY total DESC) END AS rank_in_committee,
+           COUNT(*) OVER (PARTITION BY {group} ORDER BY total DESC
+                          RANGE UNBOUNDED PRECEDING) AS at_or_above,
+           COUNT(*) OVER (PARTITION BY {group}) AS group_size,
+           MAX(total) OVER (PARTITION BY {group}) AS group_max,
+           MIN(total) OVER (PARTITION BY {group}) AS group_min
+    FROM totals
+),
+bands AS ({_bands_sql()}),
+outcomes AS (
+    SELECT ranked.*, sc.top_n_flag, sc.bottom_n_flag, sc.excellent_share_cap,
+           -- The rank from the bottom (ties share it) from the windows above, not another
+           -- sort: 1 + the members below = 1 + group_size - those at or above.
+           ranked.group_size - ranked.at_or_above + 1 AS rank_bottom,
+           sc.excellent_grade, sc.failing_grade, sc.veto_effect,
+           star.label AS star_label, grade.label AS grade_label,
+           grade.lower_label AS grade_lower_label
+    FROM ranked
+    JOIN scoring_scheme sc ON sc.id = ranked.scheme_id
+    LEFT JOIN bands star ON star.scheme_id = ranked.scheme_id AND star.dimension = 'star'
+         AND ranked.total >= star.low AND (star.high IS NULL OR ranked.total < star.high)
+    LEFT JOIN bands grade ON grade.scheme_id = ranked.scheme_id AND grade.dimension = 'grade'
+         AND ranked.total >= grade.low AND (grade.high IS NULL OR ranked.total < grade.high)
+)
+SELECT member_id, branch_id AS organization_id, scheme_id, quarter, base_score, bonus,
+       deduction, net, year_to_date_total, total, uncounted AS uncounted_points, is_vetoed,
+       ranking_group, rank_in_branch, rank_in_committee,
+       CASE WHEN ranking_group = 'unranked' THEN '' ELSE COALESCE(star_label, '') END AS star,
+       CASE WHEN ranking_group = 'unranked' OR quarter <> 0 THEN ''
+            WHEN is_vetoed AND veto_effect = 'zero_and_fail' THEN failing_grade
+            WHEN grade_label = excellent_grade AND {loses_excellent}
+                 THEN COALESCE(grade_lower_label, '')
+            ELSE COALESCE(grade_label, '') END AS grade,
+       (ranking_group <> 'unranked' AND top_n_flag > 0 AND rank_in_branch <= top_n_flag
+        AND total > group_min) AS is_top_flagged,
+       (ranking_group <> 'unranked' AND {is_bottom}) AS is_bottom_flagged
+FROM outcomes
+"""
+
+
 def totals_sql() -> str:
     """SELECT of every period row (quarters 1–4, and 0 for the year) of the scoped members,
     with ranks in branch and committee, flags, star and grade.
@@ -200,18 +274,6 @@ def totals_sql() -> str:
     (ids of rules with a cap). Ranks in the committee are right only when the scope holds
     the whole committee."""
 
-    def rating(column: str) -> str:
-        return (
-            f"(CASE {column} WHEN 'excellent' THEN 100 WHEN 'competent' THEN 80 "
-            f"WHEN 'basic' THEN 60 ELSE 40 END)"
-        )
-
-    group = "branch_id, quarter, ranking_group"
-    is_bottom = "(bottom_n_flag > 0 AND rank_bottom <= bottom_n_flag AND total < group_max)"
-    loses_excellent = (
-        f"(is_vetoed OR {is_bottom} OR (excellent_share_cap IS NOT NULL "
-        "AND at_or_above > FLOOR(excellent_share_cap * group_size)))"
-    )
     return (
         _scope_ctes()
         + f""",
@@ -293,8 +355,8 @@ weighted AS (
            y.bonus, y.deduction, y.net, y.year_to_date_total,
            CASE WHEN sc.points_weight IS NULL OR a.id IS NULL OR y.is_zeroed THEN y.total
                 ELSE sc.points_weight * y.total
-                     + sc.democratic_weight * {rating("a.democratic")}
-                     + sc.mass_weight * {rating("a.mass")} END AS total,
+                     + sc.democratic_weight * {_rating("a.democratic")}
+                     + sc.mass_weight * {_rating("a.mass")} END AS total,
            y.uncounted, y.is_vetoed, y.ranking_group
     FROM years y
     JOIN scoring_scheme sc ON sc.id = y.scheme_id
@@ -313,51 +375,164 @@ totals AS (
            ROUND(bonus, 2), ROUND(deduction, 2), ROUND(net, 2), ROUND(year_to_date_total, 2),
            ROUND(total, 2), ROUND(uncounted, 2), is_vetoed, ranking_group
     FROM weighted
-),
-ranked AS (
-    SELECT totals.*,
-           CASE WHEN ranking_group = 'unranked' THEN NULL
-                ELSE RANK() OVER (PARTITION BY {group} ORDER BY total DESC) END AS rank_in_branch,
-           CASE WHEN ranking_group = 'unranked' THEN NULL
-                ELSE RANK() OVER (PARTITION BY committee_path, quarter, ranking_group
-                                  ORDER BY total DESC) END AS rank_in_committee,
-           COUNT(*) OVER (PARTITION BY {group} ORDER BY total DESC
-                          RANGE UNBOUNDED PRECEDING) AS at_or_above,
-           COUNT(*) OVER (PARTITION BY {group}) AS group_size,
-           MAX(total) OVER (PARTITION BY {group}) AS group_max,
-           MIN(total) OVER (PARTITION BY {group}) AS group_min
-    FROM totals
-),
-bands AS ({_bands_sql()}),
-outcomes AS (
-    SELECT ranked.*, sc.top_n_flag, sc.bottom_n_flag, sc.excellent_share_cap,
-           -- The rank from the bottom (ties share it) from the windows above, not another
-           -- sort: 1 + the members below = 1 + group_size - those at or above.
-           ranked.group_size - ranked.at_or_above + 1 AS rank_bottom,
-           sc.excellent_grade, sc.failing_grade, sc.veto_effect,
-           star.label AS star_label, grade.label AS grade_label,
-           grade.lower_label AS grade_lower_label
-    FROM ranked
-    JOIN scoring_scheme sc ON sc.id = ranked.scheme_id
-    LEFT JOIN bands star ON star.scheme_id = ranked.scheme_id AND star.dimension = 'star'
-         AND ranked.total >= star.low AND (star.high IS NULL OR ranked.total < star.high)
-    LEFT JOIN bands grade ON grade.scheme_id = ranked.scheme_id AND grade.dimension = 'grade'
-         AND ranked.total >= grade.low AND (grade.high IS NULL OR ranked.total < grade.high)
 )
-SELECT member_id, branch_id AS organization_id, scheme_id, quarter, base_score, bonus,
-       deduction, net, year_to_date_total, total, uncounted AS uncounted_points, is_vetoed,
-       ranking_group, rank_in_branch, rank_in_committee,
-       CASE WHEN ranking_group = 'unranked' THEN '' ELSE COALESCE(star_label, '') END AS star,
-       CASE WHEN ranking_group = 'unranked' OR quarter <> 0 THEN ''
-            WHEN is_vetoed AND veto_effect = 'zero_and_fail' THEN failing_grade
-            WHEN grade_label = excellent_grade AND {loses_excellent}
-                 THEN COALESCE(grade_lower_label, '')
-            ELSE COALESCE(grade_label, '') END AS grade,
-       (ranking_group <> 'unranked' AND top_n_flag > 0 AND rank_in_branch <= top_n_flag
-        AND total > group_min) AS is_top_flagged,
-       (ranking_group <> 'unranked' AND {is_bottom}) AS is_bottom_flagged
-FROM outcomes
 """
+        + _ranking_sql()
+    )
+
+
+QUARTERS = (1, 2, 3, 4)
+
+
+def _sums_sql(*, only: str | None = None) -> str:
+    """One row per scoped member and quarter with an entry: the bonus, the deduction, the
+    points over caps and the vetoes, as counted; and how many capped entries the member has
+    there, to check the clips against (``CapState``).
+
+    One pass over the year's ledger with no window and no temporary table, so PostgreSQL
+    can spread it over parallel workers like the floor's GROUP BY. What a capped entry
+    counts comes from its ``CapClip`` row (none: all its points); a reversal counts minus
+    what its entry counted. ``only``: the name of an id-list parameter of members to sum."""
+    capped = "(r.max_times_per_quarter IS NOT NULL OR r.max_points_per_year IS NOT NULL)"
+    only_members = f"AND {_in_list('e.member_id', only)}" if only else ""
+    return f"""
+SELECT member_id, quarter,
+       SUM(CASE WHEN kind = 'bonus' THEN counted ELSE 0 END) AS bonus,
+       SUM(CASE WHEN kind = 'deduction' THEN -counted ELSE 0 END) AS deduction,
+       SUM(uncounted) AS uncounted,
+       SUM(CASE WHEN kind = 'veto' THEN veto ELSE 0 END) AS vetoes,
+       SUM(capped) AS capped_entries
+FROM (
+    SELECT e.member_id, e.quarter, e.kind,
+           CASE WHEN c.entry_id IS NULL THEN e.points
+                WHEN e.reverses_id IS NULL THEN c.counted ELSE -c.counted END AS counted,
+           CASE WHEN e.reverses_id IS NULL AND c.entry_id IS NOT NULL
+                THEN e.points - c.counted ELSE 0 END AS uncounted,
+           CASE WHEN e.reverses_id IS NULL THEN 1 ELSE -1 END AS veto,
+           CASE WHEN e.reverses_id IS NULL AND {capped} THEN 1 ELSE 0 END AS capped
+    FROM scoring_entry e
+    JOIN members_member mm ON mm.id = e.member_id
+    JOIN scoring_rule r ON r.id = e.rule_id
+    LEFT JOIN scoring_capclip c ON c.entry_id = COALESCE(e.reverses_id, e.id)
+    WHERE e.year = %(year)s AND {_in_list("mm.organization_id", "branches")} {only_members}
+) counted_entries
+GROUP BY member_id, quarter
+"""
+
+
+def _period_case(template: str, *, running: bool = False) -> str:
+    """A CASE over the period (1–4, 0 for the year) of per-quarter columns ``template``
+    (``"bonus_{q}"``): the quarter's own value, or with ``running`` the sum up to it; the
+    year is the sum of the four."""
+    whole = " + ".join(template.format(q=q) for q in QUARTERS)
+    arms = " ".join(
+        f"WHEN {q} THEN "
+        + (
+            " + ".join(template.format(q=p) for p in QUARTERS if p <= q)
+            if running
+            else template.format(q=q)
+        )
+        for q in QUARTERS
+    )
+    return f"(CASE quarter {arms} ELSE {whole} END)"
+
+
+def _rows_sql() -> str:
+    """``totals_sql()`` computed from the per-member sums in ``recompute_sums`` (see
+    ``_sums_sql``) instead of from the ledger: the same rows, from 300,000 rows instead of
+    10 million. A member's quarters and year are one row of sums, so the running totals
+    need no window."""
+    sums = ", ".join(
+        f"COALESCE(s{q}.{name}, 0) AS {name}_{q}"
+        for q in QUARTERS
+        for name in ("bonus", "deduction", "uncounted", "vetoes")
+    )
+    joins = " ".join(
+        f"LEFT JOIN recompute_sums s{q} ON s{q}.member_id = m.member_id AND s{q}.quarter = {q}"
+        for q in QUARTERS
+    )
+    net = "(bonus_{q} - deduction_{q})"
+    ytd = f"(base_score + {_period_case(net, running=True)})"
+    vetoes = _period_case("vetoes_{q}", running=True)
+    return (
+        _member_ctes()
+        + f""",
+periods AS (
+    SELECT 0 AS quarter UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3
+    UNION ALL SELECT 4
+),
+member_sums AS (
+    SELECT m.*, {sums}
+    FROM m {joins}
+),
+grid AS (
+    SELECT member_id, branch_id, committee_path, scheme_id, periods.quarter, base_score,
+           veto_effect, ranking_group,
+           {_period_case("bonus_{q}")} AS bonus,
+           {_period_case("deduction_{q}")} AS deduction,
+           {_period_case(net)} AS net,
+           {ytd} AS year_to_date_total,
+           {_period_case("uncounted_{q}")} AS uncounted,
+           {vetoes} > 0 AS is_vetoed
+    FROM member_sums CROSS JOIN periods
+),
+totals AS (
+    SELECT g.member_id, g.branch_id, g.committee_path, g.scheme_id, g.quarter, g.base_score,
+           ROUND(g.bonus, 2) AS bonus, ROUND(g.deduction, 2) AS deduction,
+           ROUND(g.net, 2) AS net, ROUND(g.year_to_date_total, 2) AS year_to_date_total,
+           ROUND(CASE WHEN g.is_vetoed AND g.veto_effect = 'zero_and_fail' THEN 0
+                      WHEN sc.points_weight IS NULL OR a.id IS NULL THEN g.year_to_date_total
+                      ELSE sc.points_weight * g.year_to_date_total
+                           + sc.democratic_weight * {_rating("a.democratic")}
+                           + sc.mass_weight * {_rating("a.mass")} END, 2) AS total,
+           ROUND(g.uncounted, 2) AS uncounted, g.is_vetoed, g.ranking_group
+    FROM grid g
+    JOIN scoring_scheme sc ON sc.id = g.scheme_id
+    -- Annual review: a scheme may weight the year's points with the appraisals.
+    LEFT JOIN reviews_reviewcycle c
+           ON g.quarter = 0 AND c.organization_id = g.branch_id AND c.year = %(year)s
+              AND c.quarter = 0
+    LEFT JOIN reviews_appraisal a ON a.cycle_id = c.id AND a.member_id = g.member_id
+)"""
+        + _ranking_sql()
+    )
+
+
+def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None) -> None:
+    """Derive the ``CapClip`` and ``CapState`` rows of ``year`` again for these members (None:
+    every member of the scope) from the ledger, with the windows of ``_scope_ctes``."""
+    params = dict(params, year=year)
+    if member_ids is None:
+        members = None
+        where = (
+            "member_id IN (SELECT mm.id FROM members_member mm "
+            f"WHERE {_in_list('mm.organization_id', 'branches')})"
+        )
+    else:
+        params["clip_members"] = _id_list(member_ids)
+        members = "clip_members"
+        where = _in_list("member_id", "clip_members")
+    capped = _in_list("e.rule_id", "capped_rules")
+    cursor.execute(f"DELETE FROM scoring_capclip WHERE year = %(year)s AND {where}", params)
+    cursor.execute(f"DELETE FROM scoring_capstate WHERE year = %(year)s AND {where}", params)
+    cursor.execute(
+        _scope_ctes(members=members)
+        + """
+INSERT INTO scoring_capclip (entry_id, member_id, year, counted)
+SELECT id, member_id, year, counted FROM capped_counted
+WHERE year = %(year)s AND counted <> points""",
+        params,
+    )
+    cursor.execute(
+        _member_ctes(members=members)
+        + f"""
+INSERT INTO scoring_capstate (member_id, year, entries)
+SELECT e.member_id, e.year, COUNT(*)
+FROM scoring_entry e
+JOIN m ON m.member_id = e.member_id
+WHERE e.year = %(year)s AND e.reverses_id IS NULL AND {capped}
+GROUP BY e.member_id, e.year""",
+        params,
     )
 
 
@@ -409,9 +584,66 @@ def _params(year: int, branch_ids: list[int]) -> dict | None:
     }
 
 
+# Above this many members with changed capped entries, the clips of the whole scope are
+# derived again in one statement instead of member by member.
+CLIPS_REBUILD_MEMBERS = 5000
+
+# The ranking sorts 1.5 million rows three ways at city scale: in memory, not on disk.
+RANKING_WORK_MEM = "256MB"
+
+
+def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
+    """Derive again the clips that no longer match the ledger, and the sums that read them.
+
+    Clips of other years first: a reversal dated this year of an entry of another year
+    counts minus what that entry counted. Then this year's: ``recompute_sums`` carries each
+    member's capped entries as the ledger has them now, which ``CapState`` must match."""
+    cursor.execute(
+        f"""SELECT DISTINCT rv.member_id, o.year FROM scoring_entry rv
+            JOIN members_member mm ON mm.id = rv.member_id
+            JOIN scoring_entry o ON o.id = rv.reverses_id
+            WHERE rv.year = %(year)s AND rv.reverses_id IS NOT NULL AND o.year <> %(year)s
+              AND {_in_list("o.rule_id", "capped_rules")}
+              AND {_in_list("mm.organization_id", "branches")}""",
+        params,
+    )
+    other_years: dict[int, list[int]] = {}
+    for member_id, other_year in cursor.fetchall():
+        other_years.setdefault(other_year, []).append(member_id)
+    for other_year, member_ids in sorted(other_years.items()):
+        _refresh_clips(cursor, params, other_year, member_ids)
+    cursor.execute(
+        """SELECT s.member_id
+           FROM (SELECT member_id, SUM(capped_entries) AS capped_entries FROM recompute_sums
+                 GROUP BY member_id) s
+           LEFT JOIN scoring_capstate cs ON cs.member_id = s.member_id AND cs.year = %(year)s
+           WHERE COALESCE(cs.entries, 0) <> s.capped_entries""",
+        params,
+    )
+    stale = [member_id for (member_id,) in cursor.fetchall()]
+    if other_years:
+        # Their reversals read the clips just derived: sum those members again too.
+        stale = sorted(set(stale).union(*other_years.values()))
+    if not stale:
+        return
+    if len(stale) > CLIPS_REBUILD_MEMBERS:
+        _refresh_clips(cursor, params, year, None)
+        cursor.execute("DROP TABLE recompute_sums")
+        cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
+        return
+    _refresh_clips(cursor, params, year, stale)
+    params = dict(params, stale=_id_list(stale))
+    cursor.execute(f"DELETE FROM recompute_sums WHERE {_in_list('member_id', 'stale')}", params)
+    cursor.execute(f"INSERT INTO recompute_sums {_sums_sql(only='stale')}", params)
+
+
 def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
     """Upsert the period rows of every member of these branches, writing only rows that
     changed; remove rows of members who are no longer in these branches' scope.
+
+    Three steps: the members' sums per quarter in one pass over the ledger (parallel on
+    PostgreSQL), with the cap clips derived again where the ledger changed under them; the
+    rows with their ranks from those sums; the upsert.
 
     With ``whole_committee`` the committee ranks are written too; otherwise the stored
     committee ranks are kept until the committee is re-ranked."""
@@ -424,6 +656,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         updated.remove("rank_in_committee")
     assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
     changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
+    postgresql = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         _load_scope(cursor, params)
         # Members who left these branches: their rows move with them (upsert below) unless
@@ -435,10 +668,27 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
                                       WHERE {_in_list("organization_id", "branches")})""",
             params,
         )
-        # Computed into a temporary table first: PostgreSQL plans CREATE TABLE AS in
-        # parallel, an INSERT … SELECT never.
+        # Into temporary tables: PostgreSQL plans CREATE TABLE AS in parallel, an
+        # INSERT … SELECT never.
+        cursor.execute("DROP TABLE IF EXISTS recompute_sums")
+        cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
+        _refresh_stale_clips(cursor, params, year)
+        if postgresql:
+            cursor.execute("ANALYZE recompute_sums")
+            # JIT compiling this statement costs more than it saves.
+            cursor.execute(
+                "SELECT current_setting('work_mem'), current_setting('jit'), "
+                "set_config('work_mem', %s, true), set_config('jit', 'off', true)",
+                [RANKING_WORK_MEM],
+            )
+            work_mem, jit = cursor.fetchone()[:2]
         cursor.execute("DROP TABLE IF EXISTS recompute_rows")
-        cursor.execute(f"CREATE TEMPORARY TABLE recompute_rows AS {totals_sql()}", params)
+        cursor.execute(f"CREATE TEMPORARY TABLE recompute_rows AS {_rows_sql()}", params)
+        if postgresql:
+            cursor.execute(
+                "SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)",
+                [work_mem, jit],
+            )
         cursor.execute(
             f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
                 SELECT {columns}, %(year)s, %(now)s FROM recompute_rows WHERE 1 = 1
@@ -449,6 +699,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         )
         written = cursor.rowcount
         cursor.execute("DROP TABLE recompute_rows")
+        cursor.execute("DROP TABLE recompute_sums")
         _drop_scope(cursor)
     return written
 

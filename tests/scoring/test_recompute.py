@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from members.models import Member
 from scoring import recompute
-from scoring.models import Entry, PeriodScore, RankingState, Scheme
+from scoring.models import CapClip, CapState, Entry, PeriodScore, RankingState, Scheme
 from scoring.schemes import scheme_adopt, scheme_create_from_preset
 
 from .conftest import SCORE_FIELDS, YEAR, World, in_quarter, make_rules, score_table, scores_of
@@ -244,6 +244,59 @@ def test_entries_past_a_cap_stay_in_the_ledger_and_count_nothing(hand_worked) ->
         (date(YEAR, 8, 1), Decimal("5"), Decimal("0")),
         (date(YEAR, 10, 10), Decimal("7"), Decimal("3")),
     ]
+
+
+# --- cap clips: what a capped entry counts, kept for the annual recompute -------------------
+
+
+def clips_of(member: Member) -> dict[int, Decimal]:
+    return dict(CapClip.objects.filter(member=member, year=YEAR).values_list("entry", "counted"))
+
+
+def test_the_clips_keep_what_capped_entries_count_and_follow_a_backdated_entry(
+    world: World, record: Callable
+) -> None:
+    # given: speeches (cap 2 a quarter) on 10 Jan, 10 Feb, 10 Mar: the third counts 0
+    member = world.member("甲")
+    speeches = [record(member, world.rules.speech, date(YEAR, month, 10)) for month in (1, 2, 3)]
+    assert clips_of(member) == {speeches[2].pk: Decimal("0")}
+    assert CapState.objects.get(member=member, year=YEAR).entries == 3
+
+    # when: a speech dated 5 Jan is recorded afterwards
+    early = record(member, world.rules.speech, date(YEAR, 1, 5))
+
+    # then: the two latest speeches count 0, and the year's totals say so
+    assert clips_of(member) == {speeches[1].pk: Decimal("0"), speeches[2].pk: Decimal("0")}
+    assert CapState.objects.get(member=member, year=YEAR).entries == 4
+    assert early.pk not in clips_of(member)
+    assert (scores_of(member)[1].bonus, scores_of(member)[1].uncounted_points) == (
+        Decimal("10"),
+        Decimal("10"),
+    )
+
+
+@pytest.mark.parametrize("rebuild_above", [0, 5000], ids=["whole-scope", "member-by-member"])
+def test_a_full_recompute_derives_missing_or_outdated_clips_from_the_ledger(
+    world: World, hand_worked, monkeypatch, rebuild_above: int
+) -> None:
+    # given: the clips lost, and one member's state outdated with a clip missing
+    expected = {member.pk: clips_of(member) for member in hand_worked.values()}
+    before = score_table()
+    c = hand_worked["C"]
+    assert expected[c.pk]  # the speech past its cap and the volunteering over 20
+    CapClip.objects.filter(member=c).delete()
+    CapState.objects.filter(member=c).update(entries=F("entries") - 1)
+    CapState.objects.exclude(member=c).delete()
+    CapClip.objects.exclude(member=c).delete()
+    monkeypatch.setattr(recompute, "CLIPS_REBUILD_MEMBERS", rebuild_above)
+
+    # when
+    recompute_all(world)
+
+    # then
+    assert {member.pk: clips_of(member) for member in hand_worked.values()} == expected
+    assert score_table() == before
+    assert recompute.stored_totals_mismatches(YEAR) == []
 
 
 def test_recomputing_twice_gives_identical_rows(world: World, hand_worked) -> None:
