@@ -630,6 +630,8 @@ def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
         _refresh_clips(cursor, params, year, None)
         cursor.execute("DROP TABLE recompute_sums")
         cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
+        if connection.vendor == "postgresql":
+            cursor.execute("ANALYZE recompute_sums")
         return
     _refresh_clips(cursor, params, year, stale)
     params = dict(params, stale=_id_list(stale))
@@ -672,9 +674,10 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         # INSERT … SELECT never.
         cursor.execute("DROP TABLE IF EXISTS recompute_sums")
         cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
+        if postgresql:  # the planner must know how many sums there are (a branch: a few)
+            cursor.execute("ANALYZE recompute_sums")
         _refresh_stale_clips(cursor, params, year)
         if postgresql:
-            cursor.execute("ANALYZE recompute_sums")
             # JIT compiling this statement costs more than it saves.
             cursor.execute(
                 "SELECT current_setting('work_mem'), current_setting('jit'), "
