@@ -24,12 +24,13 @@ Semantics (domain.md, "Scoring"):
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from members.models import Member, Organization
@@ -393,7 +394,7 @@ def _sums_sql(*, only: str | None = None) -> str:
     can spread it over parallel workers like the floor's GROUP BY. What a capped entry
     counts comes from its ``CapClip`` row (none: all its points); a reversal counts minus
     what its entry counted. ``only``: the name of an id-list parameter of members to sum."""
-    capped = "(r.max_times_per_quarter IS NOT NULL OR r.max_points_per_year IS NOT NULL)"
+    capped = _in_list("e.rule_id", "capped_rules")
     only_members = f"AND {_in_list('e.member_id', only)}" if only else ""
     return f"""
 SELECT member_id, quarter,
@@ -412,7 +413,6 @@ FROM (
            CASE WHEN e.reverses_id IS NULL AND {capped} THEN 1 ELSE 0 END AS capped
     FROM scoring_entry e
     JOIN members_member mm ON mm.id = e.member_id
-    JOIN scoring_rule r ON r.id = e.rule_id
     LEFT JOIN scoring_capclip c ON c.entry_id = COALESCE(e.reverses_id, e.id)
     WHERE e.year = %(year)s AND {_in_list("mm.organization_id", "branches")} {only_members}
 ) counted_entries
@@ -493,9 +493,131 @@ totals AS (
            ON g.quarter = 0 AND c.organization_id = g.branch_id AND c.year = %(year)s
               AND c.quarter = 0
     LEFT JOIN reviews_appraisal a ON a.cycle_id = c.id AND a.member_id = g.member_id
-)"""
-        + _ranking_sql()
+)
+SELECT * FROM totals"""
     )
+
+
+def _band_cases(scheme_ids: Iterable[int], params: dict) -> dict[str, str]:
+    """SQL expressions of ``total`` and ``scheme_id`` for the star, the grade and the grade
+    below it, built from the schemes' bands (a few per scheme) instead of a range join over
+    every row. The labels are added to ``params``."""
+    from .models import OutcomeBand
+
+    bands: dict[tuple[int, str], list[OutcomeBand]] = {}
+    for band in OutcomeBand.objects.filter(scheme_id__in=scheme_ids).order_by(
+        "scheme_id", "dimension", F("min_total").desc(nulls_last=True)
+    ):
+        bands.setdefault((band.scheme_id, band.dimension), []).append(band)
+
+    def label(band: OutcomeBand) -> str:
+        name = f"band_{len(params)}"
+        params[name] = band.label
+        return f"%({name})s"
+
+    def case(dimension: str, *, lower: bool = False) -> str:
+        arms = []
+        for (scheme_id, kind), ordered in sorted(bands.items()):
+            if kind != dimension:
+                continue
+            inner = []
+            for index, band in enumerate(ordered):
+                if lower and index + 1 == len(ordered):
+                    break  # the lowest band has none below it
+                result = label(ordered[index + 1] if lower else band)
+                if band.min_total is None:
+                    inner.append(f"ELSE {result}")
+                    break
+                inner.append(f"WHEN total >= {Decimal(band.min_total)} THEN {result}")
+            if inner:
+                body = " ".join(inner)
+                arms.append(f"WHEN {int(scheme_id)} THEN CASE {body} END")
+        return f"(CASE scheme_id {' '.join(arms)} END)" if arms else "NULL"
+
+    return {
+        "star": case("star"),
+        "grade": case("grade"),
+        "grade_lower": case("grade", lower=True),
+    }
+
+
+def _ranked_rows_sql(bands: dict[str, str], changed: str) -> str:
+    """The rows to write, from ``recompute_totals`` (``_rows_sql``): ranks in branch and
+    committee, flags, star and grade — as ``_ranking_sql`` gives them — and only the rows
+    that differ from the stored ones (``changed``, over ``t`` and ``ps``).
+
+    Ranked cheaply: the branch windows sort a narrow projection, not the wide rows; the
+    committee rank counts the totals above each distinct total (a few thousand values)
+    instead of sorting 1.5 million rows; stars and grades are CASEs of the scheme's bands."""
+    group = "branch_id, quarter, ranking_group"
+    is_bottom = (
+        "(sc.bottom_n_flag > 0 AND r.group_size - r.at_or_above + 1 <= sc.bottom_n_flag "
+        "AND t.total < r.group_max)"
+    )
+    loses_excellent = (
+        f"(t.is_vetoed OR {is_bottom} OR (sc.excellent_share_cap IS NOT NULL "
+        "AND r.at_or_above > FLOOR(sc.excellent_share_cap * r.group_size)))"
+    )
+    ranked = "t.ranking_group <> 'unranked'"
+    return f"""
+WITH ranked AS (
+    SELECT member_id, quarter,
+           RANK() OVER w AS rank_in_branch,
+           COUNT(*) OVER w AS at_or_above,
+           FIRST_VALUE(total) OVER w AS group_max,
+           COUNT(*) OVER whole AS group_size,
+           LAST_VALUE(total) OVER whole AS group_min
+    FROM (SELECT member_id, branch_id, quarter, ranking_group, total
+          FROM recompute_totals) narrow
+    WINDOW w AS (PARTITION BY {group} ORDER BY total DESC),
+           whole AS (PARTITION BY {group} ORDER BY total DESC
+                     RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+),
+-- Each distinct total once: how many in the committee are above it (the rank; ties share
+-- it) and its star and grade bands.
+histogram AS (
+    SELECT committee_path, quarter, ranking_group, scheme_id, total, COUNT(*) AS n
+    FROM recompute_totals
+    GROUP BY committee_path, quarter, ranking_group, scheme_id, total
+),
+committee_ranks AS (
+    SELECT committee_path, quarter, ranking_group, scheme_id, total,
+           CAST(SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group
+                             ORDER BY total DESC)
+                - SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group, total)
+                + 1 AS INTEGER) AS rank_in_committee,
+           {bands["star"]} AS star_label, {bands["grade"]} AS grade_label,
+           {bands["grade_lower"]} AS grade_lower_label
+    FROM histogram
+),
+final_rows AS (
+    SELECT t.member_id, t.branch_id AS organization_id, t.scheme_id, t.quarter, t.base_score,
+           t.bonus, t.deduction, t.net, t.year_to_date_total, t.total,
+           t.uncounted AS uncounted_points, t.is_vetoed, t.ranking_group,
+           CASE WHEN {ranked} THEN r.rank_in_branch END AS rank_in_branch,
+           CASE WHEN {ranked} THEN cr.rank_in_committee END AS rank_in_committee,
+           CASE WHEN {ranked} THEN COALESCE(cr.star_label, '') ELSE '' END AS star,
+           CASE WHEN NOT {ranked} OR t.quarter <> 0 THEN ''
+                WHEN t.is_vetoed AND sc.veto_effect = 'zero_and_fail' THEN sc.failing_grade
+                WHEN cr.grade_label = sc.excellent_grade AND {loses_excellent}
+                     THEN COALESCE(cr.grade_lower_label, '')
+                ELSE COALESCE(cr.grade_label, '') END AS grade,
+           ({ranked} AND sc.top_n_flag > 0 AND r.rank_in_branch <= sc.top_n_flag
+            AND t.total > r.group_min) AS is_top_flagged,
+           ({ranked} AND {is_bottom}) AS is_bottom_flagged
+    FROM recompute_totals t
+    JOIN ranked r ON r.member_id = t.member_id AND r.quarter = t.quarter
+    JOIN committee_ranks cr ON cr.committee_path = t.committee_path AND cr.quarter = t.quarter
+         AND cr.ranking_group = t.ranking_group AND cr.scheme_id = t.scheme_id
+         AND cr.total = t.total
+    JOIN scoring_scheme sc ON sc.id = t.scheme_id
+)
+SELECT final_rows.* FROM final_rows
+LEFT JOIN scoring_periodscore ps
+       ON ps.member_id = final_rows.member_id AND ps.year = %(year)s
+          AND ps.quarter = final_rows.quarter
+WHERE ps.id IS NULL OR {changed}
+"""
 
 
 def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None) -> None:
@@ -588,8 +710,35 @@ def _params(year: int, branch_ids: list[int]) -> dict | None:
 # derived again in one statement instead of member by member.
 CLIPS_REBUILD_MEMBERS = 5000
 
-# The ranking sorts 1.5 million rows three ways at city scale: in memory, not on disk.
+# The ranking sorts 1.5 million rows at city scale: in memory, not on disk.
 RANKING_WORK_MEM = "256MB"
+
+# From this many branches the ranking joins every stored row: by hashing, not by an index
+# lookup per row (PostgreSQL's estimate for the temporary tables picks lookups).
+CITY_SCALE_BRANCHES = 1000
+
+
+@contextmanager
+def _planner_settings(cursor, *, city_scale: bool) -> Iterator[None]:
+    """PostgreSQL settings for the ranking statements, local to them: sorts in memory, no JIT
+    (compiling costs more than it saves here), and hash joins — a merge join of the totals
+    with the committee ranks rescanned duplicates for 100 s at city scale."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    settings = {"work_mem": RANKING_WORK_MEM, "jit": "off", "enable_mergejoin": "off"}
+    if city_scale:
+        settings["enable_nestloop"] = "off"
+    names = sorted(settings)
+    cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names), [])
+    before = dict(zip(names, cursor.fetchone(), strict=True))
+    for name in names:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, settings[name]])
+    try:
+        yield
+    finally:
+        for name in names:
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, before[name]])
 
 
 def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
@@ -677,20 +826,17 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         if postgresql:  # the planner must know how many sums there are (a branch: a few)
             cursor.execute("ANALYZE recompute_sums")
         _refresh_stale_clips(cursor, params, year)
-        if postgresql:
-            # JIT compiling this statement costs more than it saves.
+        bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
+        differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
+        with _planner_settings(cursor, city_scale=len(branch_ids) > CITY_SCALE_BRANCHES):
+            cursor.execute("DROP TABLE IF EXISTS recompute_totals")
+            cursor.execute(f"CREATE TEMPORARY TABLE recompute_totals AS {_rows_sql()}", params)
+            if postgresql:
+                cursor.execute("ANALYZE recompute_totals")
+            cursor.execute("DROP TABLE IF EXISTS recompute_rows")
             cursor.execute(
-                "SELECT current_setting('work_mem'), current_setting('jit'), "
-                "set_config('work_mem', %s, true), set_config('jit', 'off', true)",
-                [RANKING_WORK_MEM],
-            )
-            work_mem, jit = cursor.fetchone()[:2]
-        cursor.execute("DROP TABLE IF EXISTS recompute_rows")
-        cursor.execute(f"CREATE TEMPORARY TABLE recompute_rows AS {_rows_sql()}", params)
-        if postgresql:
-            cursor.execute(
-                "SELECT set_config('work_mem', %s, true), set_config('jit', %s, true)",
-                [work_mem, jit],
+                f"CREATE TEMPORARY TABLE recompute_rows AS {_ranked_rows_sql(bands, differs)}",
+                params,
             )
         cursor.execute(
             f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
@@ -702,6 +848,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         )
         written = cursor.rowcount
         cursor.execute("DROP TABLE recompute_rows")
+        cursor.execute("DROP TABLE recompute_totals")
         cursor.execute("DROP TABLE recompute_sums")
         _drop_scope(cursor)
     return written
