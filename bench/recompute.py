@@ -28,8 +28,10 @@ def statement_kind(sql: str) -> str:
         return "totals: delete"
     if text.startswith("CREATE TEMPORARY TABLE recompute_sums"):
         return "totals: sums per member and quarter (one pass over the ledger)"
+    if text.startswith("CREATE TEMPORARY TABLE recompute_totals"):
+        return "totals: period rows from the sums"
     if text.startswith("CREATE TEMPORARY TABLE recompute_rows"):
-        return "totals: ranks, stars and grades from the sums"
+        return "totals: ranks, stars and grades; the rows that changed"
     if text.startswith(("CREATE TEMPORARY TABLE", "CREATE TEMP TABLE")):
         return "totals: compute into a temp table"
     if "scoring_capclip" in text or "scoring_capstate" in text:
@@ -47,7 +49,8 @@ TOTALS_KINDS = (
     "totals: delete",
     "totals: sums per member and quarter (one pass over the ledger)",
     "caps: clips checked and derived again",
-    "totals: ranks, stars and grades from the sums",
+    "totals: period rows from the sums",
+    "totals: ranks, stars and grades; the rows that changed",
     "totals: compute into a temp table",
     "totals: insert",
     "totals: upsert",
