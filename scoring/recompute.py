@@ -622,7 +622,11 @@ WHERE ps.id IS NULL OR {changed}
 
 def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None) -> None:
     """Derive the ``CapClip`` and ``CapState`` rows of ``year`` again for these members (None:
-    every member of the scope) from the ledger, with the windows of ``_scope_ctes``."""
+    every member of the scope) from the ledger, with the windows of ``_scope_ctes``.
+
+    The inserts overwrite on conflict: recomputes of one committee-year are serialized, but
+    one of the next year may derive the same member's clips of this year at the same time
+    (its reversals reach into this year), and both derive the same rows."""
     params = dict(params, year=year)
     if member_ids is None:
         members = None
@@ -642,7 +646,8 @@ def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None
         + """
 INSERT INTO scoring_capclip (entry_id, member_id, year, counted)
 SELECT id, member_id, year, counted FROM capped_counted
-WHERE year = %(year)s AND counted <> points""",
+WHERE year = %(year)s AND counted <> points
+ON CONFLICT (entry_id) DO UPDATE SET counted = excluded.counted""",
         params,
     )
     cursor.execute(
@@ -653,7 +658,8 @@ SELECT e.member_id, e.year, COUNT(*)
 FROM scoring_entry e
 JOIN m ON m.member_id = e.member_id
 WHERE e.year = %(year)s AND e.reverses_id IS NULL AND {capped}
-GROUP BY e.member_id, e.year""",
+GROUP BY e.member_id, e.year
+ON CONFLICT (member_id, year) DO UPDATE SET entries = excluded.entries""",
         params,
     )
 
