@@ -1,10 +1,13 @@
 """Totals, ranks, stars and grades, derived set-wise from the ledger in the database.
 
-Everything here is SQL that runs on PostgreSQL and SQLite (window functions, CTEs, upsert):
-one statement computes, for every member of a set of branches, the quarter and year totals
-with their ranks in branch and committee, flags, star and grade (into a temporary table),
-and one upsert writes the rows that changed. Committee ranks alone can be refreshed by one
-UPDATE that writes only ranks that moved. No Python loop issues a query per member.
+Everything here is SQL that runs on PostgreSQL and SQLite (window functions, CTEs, upsert).
+For every member of a set of branches a recompute sums the year's ledger per quarter in one
+pass (what capped entries count is kept in ``CapClip``, derived again only where the ledger
+changed), computes the quarter and year totals from those sums, ranks them in branch and
+committee with flags, star and grade, and upserts the rows that changed. ``totals_sql()``
+derives the same rows from the ledger alone in one statement: the reference that
+``verify_ledger`` checks the stored rows against. Committee ranks alone can be refreshed by
+one UPDATE that writes only ranks that moved. No Python loop issues a query per member.
 
 Semantics (domain.md, "Scoring"):
 - quarter net = counted points of the entries dated in the quarter; year-to-date total after
@@ -798,9 +801,10 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
     """Upsert the period rows of every member of these branches, writing only rows that
     changed; remove rows of members who are no longer in these branches' scope.
 
-    Three steps: the members' sums per quarter in one pass over the ledger (parallel on
+    Four steps: the members' sums per quarter in one pass over the ledger (parallel on
     PostgreSQL), with the cap clips derived again where the ledger changed under them; the
-    rows with their ranks from those sums; the upsert.
+    period rows from those sums; their ranks, stars and grades, keeping only the rows that
+    differ from the stored ones; the upsert of those.
 
     With ``whole_committee`` the committee ranks are written too; otherwise the stored
     committee ranks are kept until the committee is re-ranked."""
