@@ -198,6 +198,16 @@ def _drop_scope(cursor) -> None:
     cursor.execute("DROP TABLE IF EXISTS recompute_scope")
 
 
+def _create_temp(cursor, name: str, select: str, params: dict) -> None:
+    """A temporary table from a SELECT, analysed on PostgreSQL so the next statements are
+    planned for its real size (a branch: a few rows; a city: millions). CREATE TABLE AS is
+    planned in parallel there, an INSERT … SELECT never."""
+    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+    cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", params)
+    if connection.vendor == "postgresql":
+        cursor.execute(f"ANALYZE {name}")
+
+
 def _plain_filter() -> str:
     """Entries of the year that count exactly their points: no cap, not a reversal."""
     return (
@@ -441,10 +451,11 @@ def _period_case(template: str, *, running: bool = False) -> str:
 
 
 def _rows_sql() -> str:
-    """``totals_sql()`` computed from the per-member sums in ``recompute_sums`` (see
-    ``_sums_sql``) instead of from the ledger: the same rows, from 300,000 rows instead of
-    10 million. A member's quarters and year are one row of sums, so the running totals
-    need no window."""
+    """The ``totals`` of ``totals_sql()`` (each member's periods with their totals, before
+    ranking) computed from the sums per member and quarter in ``recompute_sums`` (see
+    ``_sums_sql``) instead of from the ledger: 1.2 million rows read instead of 10 million.
+    A member's four quarters are joined into one row, so the running totals need no
+    window."""
     sums = ", ".join(
         f"COALESCE(s{q}.{name}, 0) AS {name}_{q}"
         for q in QUARTERS
@@ -786,10 +797,7 @@ def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
         return
     if len(stale) > CLIPS_REBUILD_MEMBERS:
         _refresh_clips(cursor, params, year, None)
-        cursor.execute("DROP TABLE recompute_sums")
-        cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
-        if connection.vendor == "postgresql":
-            cursor.execute("ANALYZE recompute_sums")
+        _create_temp(cursor, "recompute_sums", _sums_sql(), params)
         return
     _refresh_clips(cursor, params, year, stale)
     params = dict(params, stale=_id_list(stale))
@@ -817,7 +825,6 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         updated.remove("rank_in_committee")
     assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
     changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
-    postgresql = connection.vendor == "postgresql"
     with connection.cursor() as cursor:
         _load_scope(cursor, params)
         # Members who left these branches: their rows move with them (upsert below) unless
@@ -829,25 +836,13 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
                                       WHERE {_in_list("organization_id", "branches")})""",
             params,
         )
-        # Into temporary tables: PostgreSQL plans CREATE TABLE AS in parallel, an
-        # INSERT … SELECT never.
-        cursor.execute("DROP TABLE IF EXISTS recompute_sums")
-        cursor.execute(f"CREATE TEMPORARY TABLE recompute_sums AS {_sums_sql()}", params)
-        if postgresql:  # the planner must know how many sums there are (a branch: a few)
-            cursor.execute("ANALYZE recompute_sums")
+        _create_temp(cursor, "recompute_sums", _sums_sql(), params)
         _refresh_stale_clips(cursor, params, year)
         bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
         differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
         with _planner_settings(cursor, city_scale=len(branch_ids) > CITY_SCALE_BRANCHES):
-            cursor.execute("DROP TABLE IF EXISTS recompute_totals")
-            cursor.execute(f"CREATE TEMPORARY TABLE recompute_totals AS {_rows_sql()}", params)
-            if postgresql:
-                cursor.execute("ANALYZE recompute_totals")
-            cursor.execute("DROP TABLE IF EXISTS recompute_rows")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE recompute_rows AS {_ranked_rows_sql(bands, differs)}",
-                params,
-            )
+            _create_temp(cursor, "recompute_totals", _rows_sql(), params)
+            _create_temp(cursor, "recompute_rows", _ranked_rows_sql(bands, differs), params)
         cursor.execute(
             f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
                 SELECT {columns}, %(year)s, %(now)s FROM recompute_rows WHERE 1 = 1
