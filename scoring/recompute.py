@@ -27,6 +27,7 @@ Semantics (domain.md, "Scoring"):
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -179,33 +180,76 @@ m AS (
 )"""
 
 
-def _load_scope(cursor, params: dict) -> None:
-    """The (branch, scheme) pairs of this recompute as a temporary table with statistics, so
-    the planner knows how many members and entries are coming (a JSON function it cannot
-    see into made it choose nested loops at city scale)."""
-    cursor.execute("DROP TABLE IF EXISTS recompute_scope")
-    cursor.execute(
-        "CREATE TEMPORARY TABLE recompute_scope (branch_id bigint PRIMARY KEY, scheme_id bigint)"
-    )
-    cursor.execute(
-        f"INSERT INTO recompute_scope (branch_id, scheme_id) {_scope_rows_sql('scope')}", params
-    )
-    if connection.vendor == "postgresql":
-        cursor.execute("ANALYZE recompute_scope")
+# The working tables of a recompute, as its SQL names them: recompute_<name>.
+SCRATCH = ("scope", "sums", "totals", "committee", "ranks", "groups", "rows")
+_SCRATCH_NAME = re.compile(r"\brecompute_(?:" + "|".join(SCRATCH) + r")\b")
 
 
-def _drop_scope(cursor) -> None:
-    cursor.execute("DROP TABLE IF EXISTS recompute_scope")
+class _Scratch:
+    """The working tables of one recompute, and the cursor that runs its SQL.
 
+    They are temporary tables, except on PostgreSQL at city scale (``shared``): there they
+    are unlogged tables named for this session (``recompute_sums_<backend pid>``), because
+    PostgreSQL reads a temporary table in the leader process only, never in parallel
+    workers, and joining millions of period rows on one core took seconds that a second
+    core halves. Created inside the recompute's transaction, they are seen by no other
+    session, vanish if it rolls back and are dropped before it commits."""
 
-def _create_temp(cursor, name: str, select: str, params: dict) -> None:
-    """A temporary table from a SELECT, analysed on PostgreSQL so the next statements are
-    planned for its real size (a branch: a few rows; a city: millions). CREATE TABLE AS is
-    planned in parallel there, an INSERT … SELECT never."""
-    cursor.execute(f"DROP TABLE IF EXISTS {name}")
-    cursor.execute(f"CREATE TEMPORARY TABLE {name} AS {select}", params)
-    if connection.vendor == "postgresql":
-        cursor.execute(f"ANALYZE {name}")
+    def __init__(self, cursor, *, shared: bool = False):
+        self.cursor = cursor
+        self.kind, self.suffix = "TEMPORARY", ""
+        if shared and connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_backend_pid()")
+            self.kind, self.suffix = "UNLOGGED", f"_{cursor.fetchone()[0]}"
+        self.created: list[str] = []
+
+    def sql(self, text: str) -> str:
+        """``text`` with the working tables' names of this recompute."""
+        if not self.suffix:
+            return text
+        return _SCRATCH_NAME.sub(lambda match: match.group(0) + self.suffix, text)
+
+    def execute(self, sql: str, params: dict | None = None) -> None:
+        self.cursor.execute(self.sql(sql), params)
+
+    def fetchall(self) -> list[tuple]:
+        return self.cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+    def create(self, name: str, select: str, params: dict, *, analyze: bool = True) -> None:
+        """Working table ``recompute_<name>`` from a SELECT, analysed on PostgreSQL so the
+        next statements are planned for its real size (a branch: a few rows; a city:
+        millions). CREATE TABLE AS is planned in parallel there, an INSERT … SELECT never."""
+        table = self.sql(f"recompute_{name}")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        self.cursor.execute(f"CREATE {self.kind} TABLE {table} AS {self.sql(select)}", params)
+        if table not in self.created:
+            self.created.append(table)
+        if analyze and connection.vendor == "postgresql":
+            self.cursor.execute(f"ANALYZE {table}")
+
+    def load_scope(self, params: dict) -> None:
+        """The (branch, scheme) pairs of this recompute as a table with statistics, so the
+        planner knows how many members and entries are coming (a JSON function it cannot
+        see into made it choose nested loops at city scale)."""
+        table = self.sql("recompute_scope")
+        self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        self.cursor.execute(
+            f"CREATE {self.kind} TABLE {table} (branch_id bigint PRIMARY KEY, scheme_id bigint)"
+        )
+        self.created.append(table)
+        self.cursor.execute(
+            f"INSERT INTO {table} (branch_id, scheme_id) {_scope_rows_sql('scope')}", params
+        )
+        if connection.vendor == "postgresql":
+            self.cursor.execute(f"ANALYZE {table}")
+
+    def drop(self) -> None:
+        while self.created:
+            self.cursor.execute(f"DROP TABLE IF EXISTS {self.created.pop()}")
 
 
 def _plain_filter() -> str:
@@ -399,37 +443,42 @@ QUARTERS = (1, 2, 3, 4)
 
 
 def _sums_sql(*, only: str | None = None) -> str:
-    """One row per scoped member and quarter with an entry: the bonus, the deduction, the
-    points over caps and the vetoes, as counted; and how many capped entries the member has
-    there, to check the clips against (``CapState``).
+    """One row per scoped member with an entry in the year: per quarter the bonus, the
+    deduction, the points over caps and the vetoes, as counted; and how many capped entries
+    the member has, to check the clips against (``CapState``).
 
     One pass over the year's ledger with no window and no temporary table, so PostgreSQL
-    can spread it over parallel workers like the floor's GROUP BY. What a capped entry
-    counts comes from its ``CapClip`` row (none: all its points); a reversal counts minus
-    what its entry counted. ``only``: the name of an id-list parameter of members to sum."""
+    can spread it over parallel workers like the floor's GROUP BY. Grouped by member alone,
+    each worker folds its entries into about as many rows as there are members (grouped by
+    member and quarter too, it passed on three rows for each one and the leader merged them
+    alone). What a capped entry counts comes from its ``CapClip`` row (none: all its
+    points); a reversal counts minus what its entry counted. ``only``: the name of an
+    id-list parameter of members to sum."""
+    counted = (
+        "COALESCE(CASE WHEN e.reverses_id IS NULL THEN c.counted ELSE -c.counted END, e.points)"
+    )
+    columns = []
+    for q in QUARTERS:
+        columns += [
+            f"SUM({counted}) FILTER (WHERE e.quarter = {q} AND e.kind = 'bonus') AS bonus_{q}",
+            f"-SUM({counted}) FILTER (WHERE e.quarter = {q} AND e.kind = 'deduction') "
+            f"AS deduction_{q}",
+            f"SUM(e.points - c.counted) FILTER (WHERE e.quarter = {q} "
+            f"AND e.reverses_id IS NULL) AS uncounted_{q}",
+            f"COUNT(*) FILTER (WHERE e.quarter = {q} AND e.kind = 'veto' "
+            f"AND e.reverses_id IS NULL) - COUNT(*) FILTER (WHERE e.quarter = {q} "
+            f"AND e.kind = 'veto' AND e.reverses_id IS NOT NULL) AS vetoes_{q}",
+        ]
     capped = _in_list("e.rule_id", "capped_rules")
+    columns.append(f"COUNT(*) FILTER (WHERE e.reverses_id IS NULL AND {capped}) AS capped_entries")
     only_members = f"AND {_in_list('e.member_id', only)}" if only else ""
     return f"""
-SELECT member_id, quarter,
-       SUM(CASE WHEN kind = 'bonus' THEN counted ELSE 0 END) AS bonus,
-       SUM(CASE WHEN kind = 'deduction' THEN -counted ELSE 0 END) AS deduction,
-       SUM(uncounted) AS uncounted,
-       SUM(CASE WHEN kind = 'veto' THEN veto ELSE 0 END) AS vetoes,
-       SUM(capped) AS capped_entries
-FROM (
-    SELECT e.member_id, e.quarter, e.kind,
-           CASE WHEN c.entry_id IS NULL THEN e.points
-                WHEN e.reverses_id IS NULL THEN c.counted ELSE -c.counted END AS counted,
-           CASE WHEN e.reverses_id IS NULL AND c.entry_id IS NOT NULL
-                THEN e.points - c.counted ELSE 0 END AS uncounted,
-           CASE WHEN e.reverses_id IS NULL THEN 1 ELSE -1 END AS veto,
-           CASE WHEN e.reverses_id IS NULL AND {capped} THEN 1 ELSE 0 END AS capped
-    FROM scoring_entry e
-    JOIN members_member mm ON mm.id = e.member_id
-    LEFT JOIN scoring_capclip c ON c.entry_id = COALESCE(e.reverses_id, e.id)
-    WHERE e.year = %(year)s AND {_in_list("mm.organization_id", "branches")} {only_members}
-) counted_entries
-GROUP BY member_id, quarter
+SELECT e.member_id, {", ".join(columns)}
+FROM scoring_entry e
+JOIN members_member mm ON mm.id = e.member_id
+LEFT JOIN scoring_capclip c ON c.entry_id = COALESCE(e.reverses_id, e.id)
+WHERE e.year = %(year)s AND {_in_list("mm.organization_id", "branches")} {only_members}
+GROUP BY e.member_id
 """
 
 
@@ -452,18 +501,14 @@ def _period_case(template: str, *, running: bool = False) -> str:
 
 def _rows_sql() -> str:
     """The ``totals`` of ``totals_sql()`` (each member's periods with their totals, before
-    ranking) computed from the sums per member and quarter in ``recompute_sums`` (see
-    ``_sums_sql``) instead of from the ledger: 1.2 million rows read instead of 10 million.
-    A member's four quarters are joined into one row, so the running totals need no
+    ranking) computed from each member's sums per quarter in ``recompute_sums`` (see
+    ``_sums_sql``) instead of from the ledger: 300,000 rows read instead of 10 million at
+    city scale. A member's four quarters are one row, so the running totals need no
     window."""
     sums = ", ".join(
-        f"COALESCE(s{q}.{name}, 0) AS {name}_{q}"
+        f"COALESCE(s.{name}_{q}, 0) AS {name}_{q}"
         for q in QUARTERS
         for name in ("bonus", "deduction", "uncounted", "vetoes")
-    )
-    joins = " ".join(
-        f"LEFT JOIN recompute_sums s{q} ON s{q}.member_id = m.member_id AND s{q}.quarter = {q}"
-        for q in QUARTERS
     )
     net = "(bonus_{q} - deduction_{q})"
     ytd = f"(base_score + {_period_case(net, running=True)})"
@@ -477,7 +522,7 @@ periods AS (
 ),
 member_sums AS (
     SELECT m.*, {sums}
-    FROM m {joins}
+    FROM m LEFT JOIN recompute_sums s ON s.member_id = m.member_id
 ),
 grid AS (
     SELECT member_id, branch_id, committee_path, scheme_id, periods.quarter, base_score,
@@ -555,56 +600,63 @@ def _band_cases(scheme_ids: Iterable[int], params: dict) -> dict[str, str]:
     }
 
 
-def _ranked_rows_sql(bands: dict[str, str], changed: str) -> str:
-    """The rows to write, from ``recompute_totals`` (``_rows_sql``): ranks in branch and
-    committee, flags, star and grade — as ``_ranking_sql`` gives them — and only the rows
-    that differ from the stored ones (``changed``, over ``t`` and ``ps``).
+def _committee_ranks_sql(bands: dict[str, str]) -> str:
+    """Each distinct total of a committee's period and ranking group once, from
+    ``recompute_totals`` (``_rows_sql``): its rank (1 + how many are above it; ties share
+    it) and its star and grade bands. A few thousand values at city scale instead of a sort
+    of 1.5 million rows; the bands are CASEs of the scheme's bands (``_band_cases``)."""
+    return f"""
+SELECT committee_path, quarter, ranking_group, scheme_id, total,
+       CAST(SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group
+                         ORDER BY total DESC)
+            - SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group, total)
+            + 1 AS INTEGER) AS rank_in_committee,
+       {bands["star"]} AS star_label, {bands["grade"]} AS grade_label,
+       {bands["grade_lower"]} AS grade_lower_label
+FROM (SELECT committee_path, quarter, ranking_group, scheme_id, total, COUNT(*) AS n
+      FROM recompute_totals
+      GROUP BY committee_path, quarter, ranking_group, scheme_id, total) histogram
+"""
 
-    Ranked cheaply: the branch windows sort a narrow projection, not the wide rows; the
-    committee rank counts the totals above each distinct total (a few thousand values)
-    instead of sorting 1.5 million rows; stars and grades are CASEs of the scheme's bands."""
-    group = "branch_id, quarter, ranking_group"
+
+def _branch_ranks_sql() -> str:
+    """Each member's rank in the branch per period and ranking group, and how many share or
+    beat that total, from ``recompute_totals``: the one window of the recompute, over a
+    narrow projection (a sort of small rows, in memory)."""
+    return """
+SELECT member_id, quarter, RANK() OVER w AS rank_in_branch, COUNT(*) OVER w AS at_or_above
+FROM (SELECT member_id, branch_id, quarter, ranking_group, total FROM recompute_totals) narrow
+WINDOW w AS (PARTITION BY branch_id, quarter, ranking_group ORDER BY total DESC)
+"""
+
+
+def _groups_sql() -> str:
+    """Each ranking group of a branch and period: its size, highest and lowest total."""
+    return """
+SELECT branch_id, quarter, ranking_group, COUNT(*) AS group_size, MAX(total) AS group_max,
+       MIN(total) AS group_min
+FROM recompute_totals
+GROUP BY branch_id, quarter, ranking_group
+"""
+
+
+def _ranked_rows_sql(changed: str) -> str:
+    """The rows to write: ``recompute_totals`` with their ranks and groups
+    (``recompute_ranks``, ``recompute_groups``, ``recompute_committee``), flags, star and grade — as ``_ranking_sql`` gives them — and
+    only the rows that differ from the stored ones (``changed``, over ``final_rows`` and
+    ``ps``). Joins and aggregates only, no window: PostgreSQL runs it in parallel on the
+    shared working tables (``_Scratch``)."""
     is_bottom = (
-        "(sc.bottom_n_flag > 0 AND r.group_size - r.at_or_above + 1 <= sc.bottom_n_flag "
-        "AND t.total < r.group_max)"
+        "(sc.bottom_n_flag > 0 AND g.group_size - r.at_or_above + 1 <= sc.bottom_n_flag "
+        "AND t.total < g.group_max)"
     )
     loses_excellent = (
         f"(t.is_vetoed OR {is_bottom} OR (sc.excellent_share_cap IS NOT NULL "
-        "AND r.at_or_above > FLOOR(sc.excellent_share_cap * r.group_size)))"
+        "AND r.at_or_above > FLOOR(sc.excellent_share_cap * g.group_size)))"
     )
     ranked = "t.ranking_group <> 'unranked'"
     return f"""
-WITH ranked AS (
-    SELECT member_id, quarter,
-           RANK() OVER w AS rank_in_branch,
-           COUNT(*) OVER w AS at_or_above,
-           FIRST_VALUE(total) OVER w AS group_max,
-           COUNT(*) OVER whole AS group_size,
-           LAST_VALUE(total) OVER whole AS group_min
-    FROM (SELECT member_id, branch_id, quarter, ranking_group, total
-          FROM recompute_totals) narrow
-    WINDOW w AS (PARTITION BY {group} ORDER BY total DESC),
-           whole AS (PARTITION BY {group} ORDER BY total DESC
-                     RANGE BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-),
--- Each distinct total once: how many in the committee are above it (the rank; ties share
--- it) and its star and grade bands.
-histogram AS (
-    SELECT committee_path, quarter, ranking_group, scheme_id, total, COUNT(*) AS n
-    FROM recompute_totals
-    GROUP BY committee_path, quarter, ranking_group, scheme_id, total
-),
-committee_ranks AS (
-    SELECT committee_path, quarter, ranking_group, scheme_id, total,
-           CAST(SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group
-                             ORDER BY total DESC)
-                - SUM(n) OVER (PARTITION BY committee_path, quarter, ranking_group, total)
-                + 1 AS INTEGER) AS rank_in_committee,
-           {bands["star"]} AS star_label, {bands["grade"]} AS grade_label,
-           {bands["grade_lower"]} AS grade_lower_label
-    FROM histogram
-),
-final_rows AS (
+WITH final_rows AS (
     SELECT t.member_id, t.branch_id AS organization_id, t.scheme_id, t.quarter, t.base_score,
            t.bonus, t.deduction, t.net, t.year_to_date_total, t.total,
            t.uncounted AS uncounted_points, t.is_vetoed, t.ranking_group,
@@ -617,13 +669,15 @@ final_rows AS (
                      THEN COALESCE(cr.grade_lower_label, '')
                 ELSE COALESCE(cr.grade_label, '') END AS grade,
            ({ranked} AND sc.top_n_flag > 0 AND r.rank_in_branch <= sc.top_n_flag
-            AND t.total > r.group_min) AS is_top_flagged,
+            AND t.total > g.group_min) AS is_top_flagged,
            ({ranked} AND {is_bottom}) AS is_bottom_flagged
     FROM recompute_totals t
-    JOIN ranked r ON r.member_id = t.member_id AND r.quarter = t.quarter
-    JOIN committee_ranks cr ON cr.committee_path = t.committee_path AND cr.quarter = t.quarter
-         AND cr.ranking_group = t.ranking_group AND cr.scheme_id = t.scheme_id
-         AND cr.total = t.total
+    JOIN recompute_ranks r ON r.member_id = t.member_id AND r.quarter = t.quarter
+    JOIN recompute_groups g ON g.branch_id = t.branch_id AND g.quarter = t.quarter
+         AND g.ranking_group = t.ranking_group
+    JOIN recompute_committee cr ON cr.committee_path = t.committee_path
+         AND cr.quarter = t.quarter AND cr.ranking_group = t.ranking_group
+         AND cr.scheme_id = t.scheme_id AND cr.total = t.total
     JOIN scoring_scheme sc ON sc.id = t.scheme_id
 )
 SELECT final_rows.* FROM final_rows
@@ -634,7 +688,9 @@ WHERE ps.id IS NULL OR {changed}
 """
 
 
-def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None) -> None:
+def _refresh_clips(
+    scratch: _Scratch, params: dict, year: int, member_ids: list[int] | None
+) -> None:
     """Derive the ``CapClip`` and ``CapState`` rows of ``year`` again for these members (None:
     every member of the scope) from the ledger, with the windows of ``_scope_ctes``.
 
@@ -653,9 +709,9 @@ def _refresh_clips(cursor, params: dict, year: int, member_ids: list[int] | None
         members = "clip_members"
         where = _in_list("member_id", "clip_members")
     capped = _in_list("e.rule_id", "capped_rules")
-    cursor.execute(f"DELETE FROM scoring_capclip WHERE year = %(year)s AND {where}", params)
-    cursor.execute(f"DELETE FROM scoring_capstate WHERE year = %(year)s AND {where}", params)
-    cursor.execute(
+    scratch.execute(f"DELETE FROM scoring_capclip WHERE year = %(year)s AND {where}", params)
+    scratch.execute(f"DELETE FROM scoring_capstate WHERE year = %(year)s AND {where}", params)
+    scratch.execute(
         _scope_ctes(members=members)
         + """
 INSERT INTO scoring_capclip (entry_id, member_id, year, counted)
@@ -664,7 +720,7 @@ WHERE year = %(year)s AND counted <> points
 ON CONFLICT (entry_id) DO UPDATE SET counted = excluded.counted""",
         params,
     )
-    cursor.execute(
+    scratch.execute(
         _member_ctes(members=members)
         + f"""
 INSERT INTO scoring_capstate (member_id, year, entries)
@@ -739,16 +795,11 @@ CITY_SCALE_BRANCHES = 1000
 
 
 @contextmanager
-def _planner_settings(cursor, *, city_scale: bool) -> Iterator[None]:
-    """PostgreSQL settings for the ranking statements, local to them: sorts in memory, no JIT
-    (compiling costs more than it saves here), and hash joins — a merge join of the totals
-    with the committee ranks rescanned duplicates for 100 s at city scale."""
+def _planner_settings(cursor, settings: dict[str, str]) -> Iterator[None]:
+    """PostgreSQL settings for the statements inside, restored after them."""
     if connection.vendor != "postgresql":
         yield
         return
-    settings = {"work_mem": RANKING_WORK_MEM, "jit": "off", "enable_mergejoin": "off"}
-    if city_scale:
-        settings["enable_nestloop"] = "off"
     names = sorted(settings)
     cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names), [])
     before = dict(zip(names, cursor.fetchone(), strict=True))
@@ -761,13 +812,29 @@ def _planner_settings(cursor, *, city_scale: bool) -> Iterator[None]:
             cursor.execute("SELECT set_config(%s, %s, true)", [name, before[name]])
 
 
-def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
+# The sums: sorted by member in each worker (a few megabytes at a time) and folded as the
+# members go by. Hashing 300,000 members' sixteen sums spilled to disk and took 13.6 s at city
+# scale where the sort takes 10.9 s.
+SUMS_SETTINGS = {"enable_hashagg": "off"}
+
+
+def _ranking_settings(*, city_scale: bool) -> dict[str, str]:
+    """For the period rows and the ranking: sorts in memory, no JIT (compiling costs more
+    than it saves here), and hash joins — a merge join of the totals with the committee
+    ranks rescanned duplicates for 100 s at city scale."""
+    settings = {"work_mem": RANKING_WORK_MEM, "jit": "off", "enable_mergejoin": "off"}
+    if city_scale:
+        settings["enable_nestloop"] = "off"
+    return settings
+
+
+def _refresh_stale_clips(scratch: _Scratch, params: dict, year: int) -> None:
     """Derive again the clips that no longer match the ledger, and the sums that read them.
 
     Clips of other years first: a reversal dated this year of an entry of another year
     counts minus what that entry counted. Then this year's: ``recompute_sums`` carries each
     member's capped entries as the ledger has them now, which ``CapState`` must match."""
-    cursor.execute(
+    scratch.execute(
         f"""SELECT DISTINCT rv.member_id, o.year FROM scoring_entry rv
             JOIN members_member mm ON mm.id = rv.member_id
             JOIN scoring_entry o ON o.id = rv.reverses_id
@@ -777,32 +844,30 @@ def _refresh_stale_clips(cursor, params: dict, year: int) -> None:
         params,
     )
     other_years: dict[int, list[int]] = {}
-    for member_id, other_year in cursor.fetchall():
+    for member_id, other_year in scratch.fetchall():
         other_years.setdefault(other_year, []).append(member_id)
     for other_year, member_ids in sorted(other_years.items()):
-        _refresh_clips(cursor, params, other_year, member_ids)
-    cursor.execute(
-        """SELECT s.member_id
-           FROM (SELECT member_id, SUM(capped_entries) AS capped_entries FROM recompute_sums
-                 GROUP BY member_id) s
+        _refresh_clips(scratch, params, other_year, member_ids)
+    scratch.execute(
+        """SELECT s.member_id FROM recompute_sums s
            LEFT JOIN scoring_capstate cs ON cs.member_id = s.member_id AND cs.year = %(year)s
            WHERE COALESCE(cs.entries, 0) <> s.capped_entries""",
         params,
     )
-    stale = [member_id for (member_id,) in cursor.fetchall()]
+    stale = [member_id for (member_id,) in scratch.fetchall()]
     if other_years:
         # Their reversals read the clips just derived: sum those members again too.
         stale = sorted(set(stale).union(*other_years.values()))
     if not stale:
         return
     if len(stale) > CLIPS_REBUILD_MEMBERS:
-        _refresh_clips(cursor, params, year, None)
-        _create_temp(cursor, "recompute_sums", _sums_sql(), params)
+        _refresh_clips(scratch, params, year, None)
+        scratch.create("sums", _sums_sql(), params)
         return
-    _refresh_clips(cursor, params, year, stale)
+    _refresh_clips(scratch, params, year, stale)
     params = dict(params, stale=_id_list(stale))
-    cursor.execute(f"DELETE FROM recompute_sums WHERE {_in_list('member_id', 'stale')}", params)
-    cursor.execute(f"INSERT INTO recompute_sums {_sums_sql(only='stale')}", params)
+    scratch.execute(f"DELETE FROM recompute_sums WHERE {_in_list('member_id', 'stale')}", params)
+    scratch.execute(f"INSERT INTO recompute_sums {_sums_sql(only='stale')}", params)
 
 
 def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
@@ -825,8 +890,10 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         updated.remove("rank_in_committee")
     assignments = ", ".join(f"{column} = excluded.{column}" for column in updated)
     changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
+    city_scale = len(branch_ids) > CITY_SCALE_BRANCHES
     with connection.cursor() as cursor:
-        _load_scope(cursor, params)
+        scratch = _Scratch(cursor, shared=city_scale)
+        scratch.load_scope(params)
         # Members who left these branches: their rows move with them (upsert below) unless
         # they left the scope entirely, in which case they go.
         cursor.execute(
@@ -836,14 +903,18 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
                                       WHERE {_in_list("organization_id", "branches")})""",
             params,
         )
-        _create_temp(cursor, "recompute_sums", _sums_sql(), params)
-        _refresh_stale_clips(cursor, params, year)
+        with _planner_settings(cursor, SUMS_SETTINGS):
+            scratch.create("sums", _sums_sql(), params)
+            _refresh_stale_clips(scratch, params, year)
         bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
         differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
-        with _planner_settings(cursor, city_scale=len(branch_ids) > CITY_SCALE_BRANCHES):
-            _create_temp(cursor, "recompute_totals", _rows_sql(), params)
-            _create_temp(cursor, "recompute_rows", _ranked_rows_sql(bands, differs), params)
-        cursor.execute(
+        with _planner_settings(cursor, _ranking_settings(city_scale=city_scale)):
+            scratch.create("totals", _rows_sql(), params)
+            scratch.create("committee", _committee_ranks_sql(bands), params)
+            scratch.create("ranks", _branch_ranks_sql(), params)
+            scratch.create("groups", _groups_sql(), params)
+            scratch.create("rows", _ranked_rows_sql(differs), params, analyze=False)
+        scratch.execute(
             f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
                 SELECT {columns}, %(year)s, %(now)s FROM recompute_rows WHERE 1 = 1
                 ON CONFLICT (member_id, year, quarter) DO UPDATE SET {assignments},
@@ -852,10 +923,7 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
             params,
         )
         written = cursor.rowcount
-        cursor.execute("DROP TABLE recompute_rows")
-        cursor.execute("DROP TABLE recompute_totals")
-        cursor.execute("DROP TABLE recompute_sums")
-        _drop_scope(cursor)
+        scratch.drop()
     return written
 
 
@@ -1032,13 +1100,14 @@ def stored_totals_mismatches(year: int, organization: Organization | None = None
             continue
         expected = {}
         with connection.cursor() as cursor:
-            _load_scope(cursor, params)
+            scratch = _Scratch(cursor)
+            scratch.load_scope(params)
             cursor.execute(totals_sql(), params)
             columns = [column[0] for column in cursor.description]
             for row in cursor.fetchall():
                 values = dict(zip(columns, row, strict=True))
                 expected[(values["member_id"], values["quarter"])] = values
-            _drop_scope(cursor)
+            scratch.drop()
         stored = {
             (score.member_id, score.quarter): score
             for score in PeriodScore.objects.filter(

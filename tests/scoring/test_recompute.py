@@ -3,6 +3,7 @@ checked against numbers worked out by hand."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -297,6 +299,59 @@ def test_a_full_recompute_derives_missing_or_outdated_clips_from_the_ledger(
     assert {member.pk: clips_of(member) for member in hand_worked.values()} == expected
     assert score_table() == before
     assert recompute.stored_totals_mismatches(YEAR) == []
+
+
+def working_tables(statements: list[str]) -> set[tuple[str, str]]:
+    """(kind, name) of every working table these statements created."""
+    pattern = re.compile(r"CREATE (\w+) TABLE (recompute_\w+)")
+    return {match.groups() for sql in statements if (match := pattern.match(sql))}
+
+
+def leftover_working_tables() -> list[str]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT relname FROM pg_class WHERE relname LIKE 'recompute%%'")
+        else:
+            cursor.execute("SELECT name FROM sqlite_temp_master WHERE name LIKE 'recompute%'")
+        return [name for (name,) in cursor.fetchall()]
+
+
+@pytest.mark.parametrize(
+    ("city_scale_from", "kind"),
+    [(0, "UNLOGGED"), (1000, "TEMPORARY")],
+    ids=["city-scale", "branch-scale"],
+)
+def test_a_full_recompute_at_city_scale_works_in_shared_tables_and_leaves_none_behind(
+    world: World, hand_worked, monkeypatch, city_scale_from: int, kind: str
+) -> None:
+    # given: the stored rows lost; from 0 branches on, the recompute counts as city scale
+    PeriodScore.objects.all().delete()
+    monkeypatch.setattr(recompute, "CITY_SCALE_BRANCHES", city_scale_from)
+    statements: list[str] = []
+
+    def log(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    # when
+    with connection.execute_wrapper(log):
+        written = recompute.recompute_organization(world.committee, YEAR)
+
+    # then: every row is back, computed in tables of the kind the scale asks for on
+    # PostgreSQL (named for the session there; SQLite has temporary tables only), and none
+    # of them is left
+    assert written == 9 * 5
+    assert table_of(hand_worked) == decimals(HAND_WORKED)
+    suffix = ""
+    if connection.vendor != "postgresql":
+        kind = "TEMPORARY"
+    elif kind == "UNLOGGED":
+        suffix = f"_{connection.connection.get_backend_pid()}"
+    assert working_tables(statements) == {
+        (kind, f"recompute_{name}{suffix}") for name in recompute.SCRATCH
+    }
+    assert leftover_working_tables() == []
+    assert recompute.recompute_organization(world.committee, YEAR) == 0
 
 
 def test_recomputing_twice_gives_identical_rows(world: World, hand_worked) -> None:
