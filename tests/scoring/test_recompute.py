@@ -354,6 +354,28 @@ def test_a_full_recompute_at_city_scale_works_in_shared_tables_and_leaves_none_b
     assert recompute.recompute_organization(world.committee, YEAR) == 0
 
 
+@pytest.mark.parametrize("share", [0, 2], ids=["whole-ledger", "scope-only"])
+def test_a_recompute_of_part_of_a_committee_sums_only_its_members_either_way(
+    world: World, hand_worked, monkeypatch, share: int
+) -> None:
+    # given: the general branch's rows lost (members A–G; H is in branch C, outside it),
+    # at city scale, with the sums reading the whole ledger or only the scope's entries
+    general = world.tree.general_branch
+    before = score_table()
+    PeriodScore.objects.filter(organization__path__startswith=general.path).delete()
+    monkeypatch.setattr(recompute, "CITY_SCALE_BRANCHES", 0)
+    monkeypatch.setattr(recompute, "SUMS_WHOLE_LEDGER_SHARE", share)
+
+    # when
+    written = recompute.recompute_organization(general, YEAR)
+
+    # then: the general branch's eight members have their rows back, and H's are as they were
+    assert written == 8 * 5
+    assert table_of(hand_worked) == decimals(HAND_WORKED)
+    assert score_table() == before
+    assert leftover_working_tables() == []
+
+
 def test_recomputing_twice_gives_identical_rows(world: World, hand_worked) -> None:
     recompute_all(world)
     first = score_table()
