@@ -77,6 +77,13 @@ def _id_list(ids: Iterable[int]) -> object:
     return ids if connection.vendor == "postgresql" else json.dumps(ids)
 
 
+def _bytewise(column: str) -> str:
+    """A text column compared byte by byte, where only equality matters (a partition): the
+    database's collation (C.UTF-8, en_US…) compares through the C library, ten times slower
+    in a sort of 1.5 million rows. SQLite compares bytes already."""
+    return f'{column} COLLATE "C"' if connection.vendor == "postgresql" else column
+
+
 def _distinct(a: str, b: str) -> str:
     return f"{a} IS DISTINCT FROM {b}" if connection.vendor == "postgresql" else f"{a} IS NOT {b}"
 
@@ -649,10 +656,10 @@ def _branch_ranks_sql() -> str:
     """Each member's rank in the branch per period and ranking group, and how many share or
     beat that total, from ``recompute_totals``: the one window of the recompute, over a
     narrow projection (a sort of small rows, in memory)."""
-    return """
+    return f"""
 SELECT member_id, quarter, RANK() OVER w AS rank_in_branch, COUNT(*) OVER w AS at_or_above
 FROM (SELECT member_id, branch_id, quarter, ranking_group, total FROM recompute_totals) narrow
-WINDOW w AS (PARTITION BY branch_id, quarter, ranking_group ORDER BY total DESC)
+WINDOW w AS (PARTITION BY branch_id, quarter, {_bytewise("ranking_group")} ORDER BY total DESC)
 """
 
 
