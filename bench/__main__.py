@@ -221,6 +221,13 @@ def build_table(result: dict) -> list[tuple[str, str]]:
         )
     temp = floor["floor: CREATE TEMP TABLE AS"]
     fetched = floor["floor: SELECT fully fetched"]
+    pairs = ", ".join(f"{wall:.1f} s / {floor:.2f} s" for floor, wall in full["pairs"])
+    rows.append(
+        (
+            f"ratio recompute / floor run just before it, median of the pairs ({pairs})",
+            f"{full['paired_ratio']:.2f}×",
+        )
+    )
     rows.append(("ratio recompute / floor (temp table)", f"{full['wall'] / temp:.1f}×"))
     rows.append(("ratio recompute / floor (fetched)", f"{full['wall'] / fetched:.1f}×"))
     rows.append(
@@ -246,8 +253,7 @@ def print_table(rows: list[tuple[str, str]]) -> None:
 def markdown_block(result: dict, rows: list[tuple[str, str]]) -> str:
     c = result["counts"]
     full = result["full"]
-    temp = result["floor"]["floor: CREATE TEMP TABLE AS"]
-    ratio = full["wall"] / temp
+    ratio = full["paired_ratio"]
     inc_ms = result["incremental"]["db_median"] * 1000
     lines = [
         f"### Scale {result['scale']:g}: {c['members']:,} members, {c['branches']:,} branches, "
@@ -268,7 +274,8 @@ def markdown_block(result: dict, rows: list[tuple[str, str]]) -> str:
     verdict_inc = "met" if inc_ms <= GOAL_INCREMENTAL_MS else "**not met**"
     lines += [
         "",
-        f"Goal full recompute ≤ {GOAL_RATIO:g}× the floor (temp-table variant): {ratio:.1f}× — "
+        f"Goal full recompute ≤ {GOAL_RATIO:g}× the floor (temp-table variant, each run of the "
+        f"recompute against the floor run just before it, median): {ratio:.2f}× — "
         f"{verdict_full}. Goal incremental < {GOAL_INCREMENTAL_MS:g} ms: {inc_ms:.1f} ms — "
         f"{verdict_inc}.",
         "",

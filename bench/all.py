@@ -74,13 +74,14 @@ def summary(scale: float) -> list[tuple[str, str, str]]:
     if recompute:
         floor = recompute["floor"]["floor: CREATE TEMP TABLE AS"]
         full = recompute["full"]["wall"]
+        ratio = recompute["full"]["paired_ratio"]
         incremental = recompute["incremental"]["db_median"] * 1000
         rows += [
             ("floor: one GROUP BY over the entries (temp table)", seconds(floor), ""),
             (
-                "full annual recompute",
-                f"{seconds(full)} = {full / floor:.1f}× the floor",
-                f"≤ {GOAL_RATIO:g}× — {'met' if full / floor <= GOAL_RATIO else 'not met'}",
+                "full annual recompute (ratio: each run to the floor run just before it)",
+                f"{seconds(full)} = {ratio:.2f}× the floor",
+                f"≤ {GOAL_RATIO:g}× — {'met' if ratio <= GOAL_RATIO else 'not met'}",
             ),
             (
                 "incremental recompute after one entry, DB time",

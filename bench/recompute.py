@@ -157,19 +157,30 @@ def measure_floor(year: int, repeat: int) -> dict[str, float]:
 
 
 def measure_full(committee, year: int, repeat: int) -> dict:
+    """The full recompute, each run just after a run of the floor (its temp-table variant):
+    the ratio of each pair is taken on the machine as it was at that moment, so a neighbour
+    slowing the machine down for a minute moves both figures of a pair, not the ratio."""
     from scoring.recompute import recompute_organization
 
+    pairs: list[tuple[float, float]] = []
+
     def run():
+        floor = floor_temp_table(year)
+        settle()
         with logged() as log:
             started = time.perf_counter()
             written = recompute_organization(committee, year)
             wall = time.perf_counter() - started
+        pairs.append((floor, wall))
         return wall, log.by_kind(), written
 
     results = median_runs(run, repeat)
+    measured = pairs[1:]  # the first pair is the warm-up
     kinds = sorted({kind for _w, by_kind, _n in results for kind in by_kind})
     out = {
         "wall": statistics.median(w for w, _b, _n in results),
+        "pairs": measured,
+        "paired_ratio": statistics.median(wall / floor for floor, wall in measured),
         "rows": results[-1][2],
         "parts": {
             kind: statistics.median(by_kind.get(kind, 0.0) for _w, by_kind, _n in results)

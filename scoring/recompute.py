@@ -200,14 +200,21 @@ class _Scratch:
     PostgreSQL reads a temporary table in the leader process only, never in parallel
     workers, and joining millions of period rows on one core took seconds that a second
     core halves. Created inside the recompute's transaction, they are seen by no other
-    session, vanish if it rolls back and are dropped before it commits."""
+    session, vanish if it rolls back and are dropped before it commits.
 
-    def __init__(self, cursor, *, shared: bool = False):
+    With ``analyze`` each is analysed on PostgreSQL after it is filled, so the next
+    statements are planned for its real size (at city scale, without it, a plan for a few
+    rows took 35 s instead of 3); for a branch or a few, the planner's guess from the
+    table's pages is right and analysing costs more than the statements it plans."""
+
+    def __init__(self, cursor, *, shared: bool = False, analyze: bool = True):
         self.cursor = cursor
         self.kind, self.suffix = "TEMPORARY", ""
-        if shared and connection.vendor == "postgresql":
+        self.shared = shared and connection.vendor == "postgresql"
+        if self.shared:
             cursor.execute("SELECT pg_backend_pid()")
             self.kind, self.suffix = "UNLOGGED", f"_{cursor.fetchone()[0]}"
+        self.analyze = analyze and connection.vendor == "postgresql"
         self.created: list[str] = []
 
     def sql(self, text: str) -> str:
@@ -227,15 +234,16 @@ class _Scratch:
         return self.cursor.rowcount
 
     def create(self, name: str, select: str, params: dict, *, analyze: bool = True) -> None:
-        """Working table ``recompute_<name>`` from a SELECT, analysed on PostgreSQL so the
-        next statements are planned for its real size (a branch: a few rows; a city:
-        millions). CREATE TABLE AS is planned in parallel there, an INSERT … SELECT never."""
+        """Working table ``recompute_<name>`` from a SELECT (again if it exists: the sums
+        after their clips were derived again). CREATE TABLE AS is planned in parallel on
+        PostgreSQL, an INSERT … SELECT never."""
         table = self.sql(f"recompute_{name}")
-        self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        if table in self.created:
+            self.cursor.execute(f"DROP TABLE {table}")
+            self.created.remove(table)
         self.cursor.execute(f"CREATE {self.kind} TABLE {table} AS {self.sql(select)}", params)
-        if table not in self.created:
-            self.created.append(table)
-        if analyze and connection.vendor == "postgresql":
+        self.created.append(table)
+        if analyze and self.analyze:
             self.cursor.execute(f"ANALYZE {table}")
 
     def load_scope(self, params: dict) -> None:
@@ -243,7 +251,6 @@ class _Scratch:
         planner knows how many members and entries are coming (a JSON function it cannot
         see into made it choose nested loops at city scale)."""
         table = self.sql("recompute_scope")
-        self.cursor.execute(f"DROP TABLE IF EXISTS {table}")
         self.cursor.execute(
             f"CREATE {self.kind} TABLE {table} (branch_id bigint PRIMARY KEY, scheme_id bigint)"
         )
@@ -251,12 +258,12 @@ class _Scratch:
         self.cursor.execute(
             f"INSERT INTO {table} (branch_id, scheme_id) {_scope_rows_sql('scope')}", params
         )
-        if connection.vendor == "postgresql":
+        if self.analyze:
             self.cursor.execute(f"ANALYZE {table}")
 
     def drop(self) -> None:
         while self.created:
-            self.cursor.execute(f"DROP TABLE IF EXISTS {self.created.pop()}")
+            self.cursor.execute(f"DROP TABLE {self.created.pop()}")
 
 
 def _plain_filter() -> str:
@@ -673,12 +680,13 @@ GROUP BY branch_id, quarter, ranking_group
 """
 
 
-def _ranked_rows_sql(changed: str) -> str:
+def _ranked_rows_sql(changed: str, inline: dict[str, str] | None = None) -> str:
     """The rows to write: ``recompute_totals`` with their ranks and groups
     (``recompute_ranks``, ``recompute_groups``, ``recompute_committee``), flags, star and grade — as ``_ranking_sql`` gives them — and
     only the rows that differ from the stored ones (``changed``, over ``final_rows`` and
     ``ps``). Joins and aggregates only, no window: PostgreSQL runs it in parallel on the
-    shared working tables (``_Scratch``)."""
+    shared working tables (``_Scratch``). ``inline``: SELECTs of those tables to read as
+    CTEs instead (a branch: one statement costs less than three tables)."""
     is_bottom = (
         "(sc.bottom_n_flag > 0 AND g.group_size - r.at_or_above + 1 <= sc.bottom_n_flag "
         "AND t.total < g.group_max)"
@@ -688,8 +696,12 @@ def _ranked_rows_sql(changed: str) -> str:
         "AND r.at_or_above > FLOOR(sc.excellent_share_cap * g.group_size)))"
     )
     ranked = "t.ranking_group <> 'unranked'"
+    # Materialized: each computed once, however the planner joins them.
+    parts = "".join(
+        f"recompute_{name} AS MATERIALIZED ({select}), " for name, select in (inline or {}).items()
+    )
     return f"""
-WITH final_rows AS (
+WITH {parts}final_rows AS (
     SELECT t.member_id, t.branch_id AS organization_id, t.scheme_id, t.quarter, t.base_score,
            t.bonus, t.deduction, t.net, t.year_to_date_total, t.total,
            t.uncounted AS uncounted_points, t.is_vetoed, t.ranking_group,
@@ -714,9 +726,11 @@ WITH final_rows AS (
     JOIN scoring_scheme sc ON sc.id = t.scheme_id
 )
 SELECT final_rows.* FROM final_rows
-LEFT JOIN scoring_periodscore ps
-       ON ps.member_id = final_rows.member_id AND ps.year = %(year)s
-          AND ps.quarter = final_rows.quarter
+-- The stored rows of these branches (found by branch, so the plan needs no lookup per row;
+-- a member who moved in has none here, and his row is rewritten with its new branch).
+LEFT JOIN (SELECT * FROM scoring_periodscore
+           WHERE year = %(year)s AND {_in_list("organization_id", "branches")}) ps
+       ON ps.member_id = final_rows.member_id AND ps.quarter = final_rows.quarter
 WHERE ps.id IS NULL OR {changed}
 """
 
@@ -822,6 +836,9 @@ CLIPS_REBUILD_MEMBERS = 5000
 # The ranking sorts 1.5 million rows at city scale: in memory, not on disk.
 RANKING_WORK_MEM = "256MB"
 
+# From this many branches the working tables are analysed (see _Scratch).
+ANALYZE_FROM_BRANCHES = 50
+
 # From this many branches the ranking joins every stored row: by hashing, not by an index
 # lookup per row (PostgreSQL's estimate for the temporary tables picks lookups).
 CITY_SCALE_BRANCHES = 1000
@@ -830,7 +847,7 @@ CITY_SCALE_BRANCHES = 1000
 @contextmanager
 def _planner_settings(cursor, settings: dict[str, str]) -> Iterator[None]:
     """PostgreSQL settings for the statements inside, restored after them."""
-    if connection.vendor != "postgresql":
+    if connection.vendor != "postgresql" or not settings:
         yield
         return
     names = sorted(settings)
@@ -945,7 +962,9 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
     changed = " OR ".join(_distinct(f"scoring_periodscore.{c}", f"excluded.{c}") for c in updated)
     city_scale = len(branch_ids) > CITY_SCALE_BRANCHES
     with connection.cursor() as cursor:
-        scratch = _Scratch(cursor, shared=city_scale)
+        scratch = _Scratch(
+            cursor, shared=city_scale, analyze=len(branch_ids) > ANALYZE_FROM_BRANCHES
+        )
         scratch.load_scope(params)
         # Members who left these branches: their rows move with them (upsert below) unless
         # they left the scope entirely, in which case they go.
@@ -957,17 +976,28 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
             params,
         )
         whole_ledger = city_scale and _holds_most_members(scratch)
-        with _planner_settings(cursor, SUMS_SETTINGS):
+        with _planner_settings(cursor, SUMS_SETTINGS if city_scale else {}):
             scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
             _refresh_stale_clips(scratch, params, year, whole_ledger=whole_ledger)
         bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
         differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
+        parts = {
+            "committee": _committee_ranks_sql(bands),
+            "ranks": _branch_ranks_sql(),
+            "groups": _groups_sql(),
+        }
         with _planner_settings(cursor, _ranking_settings(city_scale=city_scale)):
             scratch.create("totals", _rows_sql(), params)
-            scratch.create("committee", _committee_ranks_sql(bands), params)
-            scratch.create("ranks", _branch_ranks_sql(), params)
-            scratch.create("groups", _groups_sql(), params)
-            scratch.create("rows", _ranked_rows_sql(differs), params, analyze=False)
+            if scratch.shared:
+                for name, select in parts.items():
+                    scratch.create(name, select, params)
+                rows = _ranked_rows_sql(differs)
+            else:
+                rows = _ranked_rows_sql(differs, inline=parts)
+            # Hash joins only: the joins on several columns are estimated at one row, and a
+            # nested loop over a "single row" that is thousands grows with their square.
+            with _planner_settings(cursor, {"enable_nestloop": "off"}):
+                scratch.create("rows", rows, params, analyze=False)
         scratch.execute(
             f"""INSERT INTO scoring_periodscore ({columns}, year, computed_at)
                 SELECT {columns}, %(year)s, %(now)s FROM recompute_rows WHERE 1 = 1

@@ -338,18 +338,16 @@ def test_a_full_recompute_at_city_scale_works_in_shared_tables_and_leaves_none_b
         written = recompute.recompute_organization(world.committee, YEAR)
 
     # then: every row is back, computed in tables of the kind the scale asks for on
-    # PostgreSQL (named for the session there; SQLite has temporary tables only), and none
-    # of them is left
+    # PostgreSQL (named for the session, with the ranks in tables of their own; SQLite has
+    # temporary tables only), and none of them is left
     assert written == 9 * 5
     assert table_of(hand_worked) == decimals(HAND_WORKED)
-    suffix = ""
+    names, suffix = ("scope", "sums", "totals", "rows"), ""
     if connection.vendor != "postgresql":
         kind = "TEMPORARY"
     elif kind == "UNLOGGED":
-        suffix = f"_{connection.connection.get_backend_pid()}"
-    assert working_tables(statements) == {
-        (kind, f"recompute_{name}{suffix}") for name in recompute.SCRATCH
-    }
+        names, suffix = recompute.SCRATCH, f"_{connection.connection.get_backend_pid()}"
+    assert working_tables(statements) == {(kind, f"recompute_{name}{suffix}") for name in names}
     assert leftover_working_tables() == []
     assert recompute.recompute_organization(world.committee, YEAR) == 0
 
