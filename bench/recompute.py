@@ -7,6 +7,7 @@ rows and dirty pages are not charged to the next.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from contextlib import contextmanager
@@ -24,13 +25,23 @@ def statement_kind(sql: str) -> str:
     has had: totals INSERT then two ranking UPDATEs, and totals with ranks computed into a
     temporary table then one upsert."""
     text = " ".join(sql.split())
+    # The working tables: temporary, or at city scale unlogged and named for the session.
+    text = re.sub(
+        r"^CREATE (?:TEMPORARY|UNLOGGED) TABLE (recompute_[a-z]+)(?:_\d+)? ", r"CREATE \1 ", text
+    )
     if text.startswith("DELETE FROM scoring_periodscore"):
         return "totals: delete"
-    if text.startswith("CREATE TEMPORARY TABLE recompute_sums"):
+    if text.startswith("CREATE recompute_sums"):
         return "totals: sums per member and quarter (one pass over the ledger)"
-    if text.startswith("CREATE TEMPORARY TABLE recompute_totals"):
+    if text.startswith("CREATE recompute_totals"):
         return "totals: period rows from the sums"
-    if text.startswith("CREATE TEMPORARY TABLE recompute_rows"):
+    if text.startswith("CREATE recompute_committee"):
+        return "totals: committee ranks, stars and grades per distinct total"
+    if text.startswith("CREATE recompute_ranks"):
+        return "totals: branch ranks (the window)"
+    if text.startswith("CREATE recompute_groups"):
+        return "totals: branch ranking groups (size, highest, lowest)"
+    if text.startswith("CREATE recompute_rows"):
         return "totals: ranks, stars and grades; the rows that changed"
     if text.startswith(("CREATE TEMPORARY TABLE", "CREATE TEMP TABLE")):
         return "totals: compute into a temp table"
@@ -50,6 +61,9 @@ TOTALS_KINDS = (
     "totals: sums per member and quarter (one pass over the ledger)",
     "caps: clips checked and derived again",
     "totals: period rows from the sums",
+    "totals: committee ranks, stars and grades per distinct total",
+    "totals: branch ranks (the window)",
+    "totals: branch ranking groups (size, highest, lowest)",
     "totals: ranks, stars and grades; the rows that changed",
     "totals: compute into a temp table",
     "totals: insert",
@@ -660,7 +674,10 @@ def explain_full(committee, year: int, path) -> dict[str, float]:
                 head = sql.lstrip().upper()
                 explainable = (
                     head.startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"))
-                    or (head.startswith("CREATE TEMP") and " AS " in head.split("\n", 1)[0])
+                    or (
+                        head.startswith(("CREATE TEMP", "CREATE UNLOGGED"))
+                        and " AS " in head.split("\n", 1)[0]
+                    )
                 ) and "FOR UPDATE" not in head
                 if 'INSERT INTO "scoring_rankingstate"' in sql:
                     continue  # the capture made the committee's state row: it is there now
