@@ -696,6 +696,13 @@ def _ranked_rows_sql(changed: str, inline: dict[str, str] | None = None) -> str:
         "AND r.at_or_above > FLOOR(sc.excellent_share_cap * g.group_size)))"
     )
     ranked = "t.ranking_group <> 'unranked'"
+    # The stored rows: of a city, all of them; of a few branches, those of these branches,
+    # found through the branch index (the joins are hash joins: no lookup per row). A member
+    # who moved in has none there, and his row is rewritten with its new branch.
+    where = "year = %(year)s"
+    if inline is not None:
+        where += f" AND {_in_list('organization_id', 'branches')}"
+    stored = f"(SELECT * FROM scoring_periodscore WHERE {where})"
     # Materialized: each computed once, however the planner joins them.
     parts = "".join(
         f"recompute_{name} AS MATERIALIZED ({select}), " for name, select in (inline or {}).items()
@@ -726,10 +733,7 @@ WITH {parts}final_rows AS (
     JOIN scoring_scheme sc ON sc.id = t.scheme_id
 )
 SELECT final_rows.* FROM final_rows
--- The stored rows of these branches (found by branch, so the plan needs no lookup per row;
--- a member who moved in has none here, and his row is rewritten with its new branch).
-LEFT JOIN (SELECT * FROM scoring_periodscore
-           WHERE year = %(year)s AND {_in_list("organization_id", "branches")}) ps
+LEFT JOIN {stored} ps
        ON ps.member_id = final_rows.member_id AND ps.quarter = final_rows.quarter
 WHERE ps.id IS NULL OR {changed}
 """
@@ -894,6 +898,12 @@ def _ranking_settings(*, city_scale: bool) -> dict[str, str]:
     return settings
 
 
+def _create_sums(scratch: _Scratch, params: dict, *, whole_ledger: bool) -> None:
+    settings = SUMS_SETTINGS if scratch.shared else {}
+    with _planner_settings(scratch.cursor, settings):
+        scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
+
+
 def _refresh_stale_clips(
     scratch: _Scratch, params: dict, year: int, *, whole_ledger: bool = False
 ) -> None:
@@ -932,7 +942,7 @@ def _refresh_stale_clips(
         return
     if len(stale) > CLIPS_REBUILD_MEMBERS:
         _refresh_clips(scratch, params, year, None)
-        scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
+        _create_sums(scratch, params, whole_ledger=whole_ledger)
         return
     _refresh_clips(scratch, params, year, stale)
     params = dict(params, stale=_id_list(stale))
@@ -976,9 +986,8 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
             params,
         )
         whole_ledger = city_scale and _holds_most_members(scratch)
-        with _planner_settings(cursor, SUMS_SETTINGS if city_scale else {}):
-            scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
-            _refresh_stale_clips(scratch, params, year, whole_ledger=whole_ledger)
+        _create_sums(scratch, params, whole_ledger=whole_ledger)
+        _refresh_stale_clips(scratch, params, year, whole_ledger=whole_ledger)
         bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
         differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
         parts = {
