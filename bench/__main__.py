@@ -183,6 +183,8 @@ def seconds(value: float) -> str:
 
 
 def build_table(result: dict) -> list[tuple[str, str]]:
+    from bench.recompute import WORKING_TABLES
+
     floor = result["floor"]
     full = result["full"]
     inc = result["incremental"]
@@ -196,13 +198,8 @@ def build_table(result: dict) -> list[tuple[str, str]]:
     order = [
         "totals (all statements)",
         "totals: delete",
-        "totals: sums per member and quarter (one pass over the ledger)",
         "caps: clips checked and derived again",
-        "totals: period rows from the sums",
-        "totals: committee ranks, stars and grades per distinct total",
-        "totals: branch ranks (the window)",
-        "totals: branch ranking groups (size, highest, lowest)",
-        "totals: ranks, stars and grades; the rows that changed",
+        *WORKING_TABLES.values(),
         "totals: compute into a temp table",
         "totals: insert",
         "totals: upsert",

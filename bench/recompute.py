@@ -20,29 +20,29 @@ FLOOR_SQL = (
 )
 
 
+# What each of the recompute's working tables holds (scoring.recompute.SCRATCH).
+WORKING_TABLES = {
+    "sums": "totals: sums per member (one pass over the ledger)",
+    "totals": "totals: period rows from the sums",
+    "committee": "totals: committee ranks, stars and grades per distinct total",
+    "ranks": "totals: branch ranks (the window)",
+    "groups": "totals: branch ranking groups (size, highest, lowest)",
+    "rows": "totals: ranks, stars and grades; the rows that changed",
+}
+
+
 def statement_kind(sql: str) -> str:
     """Which part of the recompute a statement belongs to. Covers both shapes the recompute
     has had: totals INSERT then two ranking UPDATEs, and totals with ranks computed into a
     temporary table then one upsert."""
     text = " ".join(sql.split())
-    # The working tables: temporary, or at city scale unlogged and named for the session.
-    text = re.sub(
-        r"^CREATE (?:TEMPORARY|UNLOGGED) TABLE (recompute_[a-z]+)(?:_\d+)? ", r"CREATE \1 ", text
-    )
+    # A working table of the recompute: temporary, or at city scale unlogged and named for
+    # the session (recompute_sums_<pid>).
+    table = re.match(r"CREATE (?:TEMPORARY|UNLOGGED) TABLE recompute_([a-z]+)(?:_\d+)? AS ", text)
+    if table and table.group(1) in WORKING_TABLES:
+        return WORKING_TABLES[table.group(1)]
     if text.startswith("DELETE FROM scoring_periodscore"):
         return "totals: delete"
-    if text.startswith("CREATE recompute_sums"):
-        return "totals: sums per member and quarter (one pass over the ledger)"
-    if text.startswith("CREATE recompute_totals"):
-        return "totals: period rows from the sums"
-    if text.startswith("CREATE recompute_committee"):
-        return "totals: committee ranks, stars and grades per distinct total"
-    if text.startswith("CREATE recompute_ranks"):
-        return "totals: branch ranks (the window)"
-    if text.startswith("CREATE recompute_groups"):
-        return "totals: branch ranking groups (size, highest, lowest)"
-    if text.startswith("CREATE recompute_rows"):
-        return "totals: ranks, stars and grades; the rows that changed"
     if text.startswith(("CREATE TEMPORARY TABLE", "CREATE TEMP TABLE")):
         return "totals: compute into a temp table"
     if "scoring_capclip" in text or "scoring_capstate" in text:
@@ -58,13 +58,8 @@ def statement_kind(sql: str) -> str:
 
 TOTALS_KINDS = (
     "totals: delete",
-    "totals: sums per member and quarter (one pass over the ledger)",
     "caps: clips checked and derived again",
-    "totals: period rows from the sums",
-    "totals: committee ranks, stars and grades per distinct total",
-    "totals: branch ranks (the window)",
-    "totals: branch ranking groups (size, highest, lowest)",
-    "totals: ranks, stars and grades; the rows that changed",
+    *WORKING_TABLES.values(),
     "totals: compute into a temp table",
     "totals: insert",
     "totals: upsert",
