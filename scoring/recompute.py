@@ -956,8 +956,11 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
 
     Four steps: the members' sums per quarter in one pass over the ledger (parallel on
     PostgreSQL), with the cap clips derived again where the ledger changed under them; the
-    period rows from those sums; their ranks, stars and grades, keeping only the rows that
-    differ from the stored ones; the upsert of those.
+    period rows from those sums; their ranks (committee ranks per distinct total, the branch
+    window, each ranking group's range), flags, stars and grades, keeping only the rows that
+    differ from the stored ones; the upsert of those. At city scale each step is a working
+    table that the next reads in parallel (``_Scratch``); for a few branches the ranking is
+    one statement.
 
     With ``whole_committee`` the committee ranks are written too; otherwise the stored
     committee ranks are kept until the committee is re-ranked."""
