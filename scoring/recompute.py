@@ -229,10 +229,6 @@ class _Scratch:
     def fetchall(self) -> list[tuple]:
         return self.cursor.fetchall()
 
-    @property
-    def rowcount(self) -> int:
-        return self.cursor.rowcount
-
     def create(self, name: str, select: str, params: dict, *, analyze: bool = True) -> None:
         """Working table ``recompute_<name>`` from a SELECT (again if it exists: the sums
         after their clips were derived again). CREATE TABLE AS is planned in parallel on
