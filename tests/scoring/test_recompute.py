@@ -615,6 +615,33 @@ def test_a_member_who_moved_branch_is_ranked_in_the_new_branch_with_all_entries(
     }
 
 
+@pytest.mark.parametrize("city_scale_from", [0, 1000], ids=["city-scale", "branch-scale"])
+def test_a_recompute_removes_the_rows_of_a_member_who_left_its_scope(
+    world: World, record: Callable, monkeypatch, city_scale_from: int
+) -> None:
+    # given: 甲 (+20) and 乙 (+10) ranked in branch A, under the general branch; then 甲 moved
+    # to branch C, outside the general branch
+    mover = world.member("甲")
+    stayer = world.member("乙")
+    record(mover, world.rules.adopted, in_quarter(1, day=3))
+    record(stayer, world.rules.suggestion, in_quarter(1, day=3))
+    assert (scores_of(mover)[0].rank_in_branch, scores_of(stayer)[0].rank_in_branch) == (1, 2)
+    Member.objects.filter(pk=mover.pk).update(organization=world.tree.branch_c)
+    monkeypatch.setattr(recompute, "CITY_SCALE_BRANCHES", city_scale_from)
+
+    # when: the general branch is recomputed
+    recompute.recompute_organization(world.tree.general_branch, YEAR)
+
+    # then: 甲's five rows left with him (branch C's recompute writes them there), and 乙
+    # leads branch A alone
+    assert scores_of(mover) == {}
+    assert PeriodScore.objects.filter(organization=world.tree.branch_a).count() == 5
+    assert (scores_of(stayer)[0].rank_in_branch, scores_of(stayer)[0].total) == (
+        1,
+        Decimal("110"),
+    )
+
+
 def test_recording_for_a_moved_member_re_ranks_the_branch_they_left(world, record) -> None:
     mover = world.member("甲")
     stayer = world.member("乙")
