@@ -10,6 +10,7 @@ variable read here; a test keeps docker-compose.yml in step with it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ ENVIRONMENT_VARIABLES = {
     "DJANGO_HTTPS": "served over HTTPS: secure cookies, HSTS, redirect to HTTPS",
     "DJANGO_BEHIND_PROXY": "trust X-Forwarded-Proto and X-Forwarded-For from the reverse proxy",
     "STALE_TOTALS_GRACE_SECONDS": "age of a stale-totals mark the scheduled sweep recomputes (120)",
+    "RECOMPUTE_WORK_MEM": "PostgreSQL work_mem of the year-end recompute's sums and ranks (256MB)",
     "AXES_FAILURE_LIMIT": "failed sign-ins before a username is locked from that address (5)",
     "AXES_COOLOFF_MINUTES": "how long such a lock lasts, in minutes (15)",
     "DATABASE_URL": "database; SQLite file in var/ when unset",
@@ -321,6 +323,15 @@ CELERY_BEAT_SCHEDULE = {
 IDEMPOTENCY_KEY_DAYS = 7
 # A branch's "totals wait for a recompute" mark older than this is the sweep's to clear.
 STALE_TOTALS_GRACE_SECONDS = env.int("STALE_TOTALS_GRACE_SECONDS", default=120)
+# PostgreSQL's work_mem for the year-end recompute's own statements (its sums and ranking; set
+# for them alone, in its transaction): at city scale they hash and sort in memory, not on disk
+# (docs/deployment.md counts what a recompute takes).
+RECOMPUTE_WORK_MEM = env.str("RECOMPUTE_WORK_MEM", default="256MB")
+if not re.fullmatch(r"[1-9][0-9]*(kB|MB|GB)", RECOMPUTE_WORK_MEM):
+    raise ImproperlyConfigured(
+        f"RECOMPUTE_WORK_MEM must be a PostgreSQL memory size such as 256MB, not "
+        f"{RECOMPUTE_WORK_MEM!r}."
+    )
 # The committee overview's branch aggregates are cached, keyed by the totals' version (a
 # recompute that changes a total shows at once); this bounds how long a renamed or newly
 # added branch can take to appear (scoring/summaries.py branch_table).

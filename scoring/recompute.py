@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -846,9 +847,6 @@ def _params(year: int, branch_ids: list[int]) -> dict | None:
 # derived again in one statement instead of member by member.
 CLIPS_REBUILD_MEMBERS = 5000
 
-# The ranking sorts 1.5 million rows at city scale: in memory, not on disk.
-RANKING_WORK_MEM = "256MB"
-
 # From this many branches the working tables are analysed (see _Scratch).
 ANALYZE_FROM_BRANCHES = 50
 
@@ -858,16 +856,16 @@ CITY_SCALE_BRANCHES = 1000
 
 
 @contextmanager
-def _planner_settings(cursor, settings: dict[str, str]) -> Iterator[None]:
+def _planner_settings(cursor, chosen: dict[str, str]) -> Iterator[None]:
     """PostgreSQL settings for the statements inside, restored after them."""
-    if connection.vendor != "postgresql" or not settings:
+    if connection.vendor != "postgresql" or not chosen:
         yield
         return
-    names = sorted(settings)
+    names = sorted(chosen)
     cursor.execute("SELECT " + ", ".join(f"current_setting('{name}')" for name in names), [])
     before = dict(zip(names, cursor.fetchone(), strict=True))
     for name in names:
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, settings[name]])
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, chosen[name]])
     try:
         yield
     finally:
@@ -875,11 +873,13 @@ def _planner_settings(cursor, settings: dict[str, str]) -> Iterator[None]:
             cursor.execute("SELECT set_config(%s, %s, true)", [name, before[name]])
 
 
-# The sums: hashed by member in each worker, in memory. Summed in whole cents (``_cents``),
-# 300,000 members' seventeen sums take 184 MB per process at city scale (PostgreSQL allows a
-# hash table twice work_mem); summed as decimals they took several times that, spilled to
-# disk, and sorting the entries by member instead took 11.6 s where hashing cents takes 9.5.
-SUMS_SETTINGS = {"work_mem": "128MB"}
+def _sums_settings() -> dict[str, str]:
+    """For the sums at city scale: hashed by member in each worker, in memory
+    (``settings.RECOMPUTE_WORK_MEM``). Summed in whole cents (``_cents``), 300,000 members'
+    thirteen sums take 184 MB per process; summed as decimals they took several times that
+    and spilled to disk, and sorting the entries by member instead took 11.6 s where hashing
+    the cents takes 9.5 s."""
+    return {"work_mem": settings.RECOMPUTE_WORK_MEM}
 
 
 # From this share of all members in scope, the sums read the year's whole ledger and the
@@ -902,15 +902,14 @@ def _ranking_settings(*, city_scale: bool) -> dict[str, str]:
     """For the period rows and the ranking: sorts in memory, no JIT (compiling costs more
     than it saves here), and hash joins — a merge join of the totals with the committee
     ranks rescanned duplicates for 100 s at city scale."""
-    settings = {"work_mem": RANKING_WORK_MEM, "jit": "off", "enable_mergejoin": "off"}
+    chosen = {"work_mem": settings.RECOMPUTE_WORK_MEM, "jit": "off", "enable_mergejoin": "off"}
     if city_scale:
-        settings["enable_nestloop"] = "off"
-    return settings
+        chosen["enable_nestloop"] = "off"
+    return chosen
 
 
 def _create_sums(scratch: _Scratch, params: dict, *, whole_ledger: bool) -> None:
-    settings = SUMS_SETTINGS if scratch.shared else {}
-    with _planner_settings(scratch.cursor, settings):
+    with _planner_settings(scratch.cursor, _sums_settings() if scratch.shared else {}):
         scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
 
 

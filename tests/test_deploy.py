@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .test_replica import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -67,3 +70,22 @@ def test_celery_services_run_the_project_app(service, kind):
 def test_compose_builds_the_image_from_this_repository():
     assert COMPOSE["services"]["web"]["build"] == "."
     assert (ROOT / "Dockerfile").exists()
+
+
+# --- the recompute's memory -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", ["64MB", "1GB", "512kB"])
+def test_the_recompute_work_mem_is_read_from_the_environment(monkeypatch, size):
+    assert load_settings(monkeypatch, RECOMPUTE_WORK_MEM=size)["RECOMPUTE_WORK_MEM"] == size
+
+
+def test_the_recompute_work_mem_defaults_to_256mb(monkeypatch):
+    monkeypatch.delenv("RECOMPUTE_WORK_MEM", raising=False)
+    assert load_settings(monkeypatch)["RECOMPUTE_WORK_MEM"] == "256MB"
+
+
+@pytest.mark.parametrize("size", ["256", "lots", "0MB", "256 MB", "2TB"])
+def test_a_recompute_work_mem_postgresql_cannot_take_is_refused_at_startup(monkeypatch, size):
+    with pytest.raises(ImproperlyConfigured, match=f"RECOMPUTE_WORK_MEM must be .* not '{size}'"):
+        load_settings(monkeypatch, RECOMPUTE_WORK_MEM=size)

@@ -352,6 +352,41 @@ def test_a_full_recompute_at_city_scale_works_in_shared_tables_and_leaves_none_b
     assert recompute.recompute_organization(world.committee, YEAR) == 0
 
 
+@pytest.mark.postgres
+def test_a_city_scale_recompute_sums_and_ranks_with_the_configured_work_mem(
+    world: World, hand_worked, monkeypatch, settings
+) -> None:
+    # given: a deployment that gives the recompute 5 MB, at city scale
+    settings.RECOMPUTE_WORK_MEM = "5MB"
+    monkeypatch.setattr(recompute, "CITY_SCALE_BRANCHES", 0)
+    PeriodScore.objects.all().delete()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        (before,) = cursor.fetchone()
+    chosen: list[list] = []
+
+    def log(execute, sql, params, many, context):
+        if "set_config" in sql and params[0] == "work_mem":
+            chosen.append(list(params))
+        return execute(sql, params, many, context)
+
+    # when
+    with connection.execute_wrapper(log):
+        written = recompute.recompute_organization(world.committee, YEAR)
+
+    # then: the sums and the ranking each ran with it, and the session's own is back after
+    assert written == 9 * 5
+    assert chosen == [
+        ["work_mem", "5MB"],
+        ["work_mem", before],
+        ["work_mem", "5MB"],
+        ["work_mem", before],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone() == (before,)
+
+
 @pytest.mark.parametrize("share", [0, 2], ids=["whole-ledger", "scope-only"])
 def test_a_recompute_of_part_of_a_committee_sums_only_its_members_either_way(
     world: World, hand_worked, monkeypatch, share: int
