@@ -963,8 +963,9 @@ def _leavers_sql(*, city_scale: bool) -> str:
     """DELETE the year's rows in the scope's branches of members who are no longer in them.
 
     Of a city on PostgreSQL, found from the members outside the scope (an anti join with the
-    scope table), then their rows by the member index: 0.1 s where checking 1.5 million stored rows took
-    0.9 s. Of a few branches, from those branches' rows (the branch index)."""
+    scope table), then their rows by the member index: 0.1 s where checking 1.5 million
+    stored rows took 0.9 s. Of a few branches, from those branches' rows (the branch
+    index)."""
     if city_scale:
         return """DELETE FROM scoring_periodscore ps USING recompute_scope, members_member mm
             WHERE ps.year = %(year)s AND ps.organization_id = recompute_scope.branch_id
