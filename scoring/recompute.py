@@ -216,6 +216,8 @@ class _Scratch:
             cursor.execute("SELECT pg_backend_pid()")
             self.kind, self.suffix = "UNLOGGED", f"_{cursor.fetchone()[0]}"
         self.analyze = analyze and connection.vendor == "postgresql"
+        # Whether the sums read the year's whole ledger (see SUMS_WHOLE_LEDGER_SHARE).
+        self.whole_ledger = False
         self.created: list[str] = []
 
     def sql(self, text: str) -> str:
@@ -692,9 +694,9 @@ GROUP BY branch_id, quarter, ranking_group
 
 def _ranked_rows_sql(changed: str, inline: dict[str, str] | None = None) -> str:
     """The rows to write: ``recompute_totals`` with their ranks and groups
-    (``recompute_ranks``, ``recompute_groups``, ``recompute_committee``), flags, star and grade — as ``_ranking_sql`` gives them — and
-    only the rows that differ from the stored ones (``changed``, over ``final_rows`` and
-    ``ps``). Joins and aggregates only, no window: PostgreSQL runs it in parallel on the
+    (``recompute_ranks``, ``recompute_groups``, ``recompute_committee``), flags, star and
+    grade — as ``_ranking_sql`` gives them — and only the rows that differ from the stored
+    ones (``changed``, over ``final_rows`` and ``ps``). Joins and aggregates only, no window: PostgreSQL runs it in parallel on the
     shared working tables (``_Scratch``). ``inline``: SELECTs of those tables to read as
     CTEs instead (a branch: one statement costs less than three tables)."""
     is_bottom = (
@@ -908,14 +910,12 @@ def _ranking_settings(*, city_scale: bool) -> dict[str, str]:
     return chosen
 
 
-def _create_sums(scratch: _Scratch, params: dict, *, whole_ledger: bool) -> None:
+def _create_sums(scratch: _Scratch, params: dict) -> None:
     with _planner_settings(scratch.cursor, _sums_settings() if scratch.shared else {}):
-        scratch.create("sums", _sums_sql(whole_ledger=whole_ledger), params)
+        scratch.create("sums", _sums_sql(whole_ledger=scratch.whole_ledger), params)
 
 
-def _refresh_stale_clips(
-    scratch: _Scratch, params: dict, year: int, *, whole_ledger: bool = False
-) -> None:
+def _refresh_stale_clips(scratch: _Scratch, params: dict, year: int) -> None:
     """Derive again the clips that no longer match the ledger, and the sums that read them.
 
     Clips of other years first: a reversal dated this year of an entry of another year
@@ -951,7 +951,7 @@ def _refresh_stale_clips(
         return
     if len(stale) > CLIPS_REBUILD_MEMBERS:
         _refresh_clips(scratch, params, year, None)
-        _create_sums(scratch, params, whole_ledger=whole_ledger)
+        _create_sums(scratch, params)
         return
     _refresh_clips(scratch, params, year, stale)
     params = dict(params, stale=_id_list(stale))
@@ -959,14 +959,14 @@ def _refresh_stale_clips(
     scratch.execute(f"INSERT INTO recompute_sums {_sums_sql(only='stale')}", params)
 
 
-def _leavers_sql(*, city_scale: bool) -> str:
+def _leavers_sql(*, shared: bool) -> str:
     """DELETE the year's rows in the scope's branches of members who are no longer in them.
 
-    Of a city on PostgreSQL, found from the members outside the scope (an anti join with the
-    scope table), then their rows by the member index: 0.1 s where checking 1.5 million
-    stored rows took 0.9 s. Of a few branches, from those branches' rows (the branch
-    index)."""
-    if city_scale:
+    Of a city on PostgreSQL (``shared`` working tables), found from the members outside
+    the scope (an anti join with the scope table), then their rows by the member index:
+    0.1 s where checking 1.5 million stored rows took 0.9 s. Of a few branches, from those
+    branches' rows (the branch index)."""
+    if shared:
         return """DELETE FROM scoring_periodscore ps USING recompute_scope, members_member mm
             WHERE ps.year = %(year)s AND ps.organization_id = recompute_scope.branch_id
               AND mm.id = ps.member_id
@@ -1009,10 +1009,10 @@ def _write(year: int, branch_ids: list[int], *, whole_committee: bool) -> int:
         scratch.load_scope(params)
         # Members who left these branches: their rows move with them (upsert below) unless
         # they left the scope entirely, in which case they go.
-        scratch.execute(_leavers_sql(city_scale=scratch.shared), params)
-        whole_ledger = city_scale and _holds_most_members(scratch)
-        _create_sums(scratch, params, whole_ledger=whole_ledger)
-        _refresh_stale_clips(scratch, params, year, whole_ledger=whole_ledger)
+        scratch.execute(_leavers_sql(shared=scratch.shared), params)
+        scratch.whole_ledger = city_scale and _holds_most_members(scratch)
+        _create_sums(scratch, params)
+        _refresh_stale_clips(scratch, params, year)
         bands = _band_cases({scheme for _b, scheme in json.loads(params["scope"])}, params)
         differs = " OR ".join(_distinct(f"ps.{c}", f"final_rows.{c}") for c in updated)
         parts = {
