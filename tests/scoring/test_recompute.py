@@ -387,6 +387,47 @@ def test_a_city_scale_recompute_sums_and_ranks_with_the_configured_work_mem(
         assert cursor.fetchone() == (before,)
 
 
+def estimated_period_rows() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'scoring_periodscore'")
+        return cursor.fetchone()[0]
+
+
+def analyze_period_table() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE scoring_periodscore")
+
+
+@pytest.mark.postgres
+def test_a_recompute_that_rewrote_much_of_the_period_table_analyzes_it(
+    world: World, hand_worked, monkeypatch
+) -> None:
+    # given: the stored rows lost and the table analysed empty; from 3 rows + 10% written
+    # on, a recompute analyses it
+    monkeypatch.setattr(recompute, "TABLE_ANALYZE_ROWS", 3)
+    PeriodScore.objects.all().delete()
+    analyze_period_table()
+    assert estimated_period_rows() == 0
+
+    # when: a recompute writes every row back
+    assert recompute.recompute_organization(world.committee, YEAR) == 9 * 5
+
+    # then: the planner's estimate counts them
+    assert estimated_period_rows() == 9 * 5
+
+    # given: one member's five rows lost, and the table analysed again
+    PeriodScore.objects.filter(member=hand_worked["A"]).delete()
+    analyze_period_table()
+    assert estimated_period_rows() == 8 * 5
+
+    # when: a recompute writes them back: 5 rows, more than 3 but under 3 + 10% of 40
+    assert recompute.recompute_organization(world.committee, YEAR) == 5
+
+    # then: it left the statistics alone
+    assert estimated_period_rows() == 8 * 5
+    assert PeriodScore.objects.count() == 9 * 5
+
+
 @pytest.mark.parametrize("share", [0, 2], ids=["whole-ledger", "scope-only"])
 def test_a_recompute_of_part_of_a_committee_sums_only_its_members_either_way(
     world: World, hand_worked, monkeypatch, share: int
